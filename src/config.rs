@@ -1,0 +1,248 @@
+//! Command-line and environment configuration (clap derive, every flag with an
+//! env twin) and its validation into runtime [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Directory the Secrets Store CSI Driver searches for provider sockets.
+pub const DEFAULT_PROVIDER_DIR: &str = "/var/run/secrets-store-csi-providers";
+/// Socket file name: `<provider>.sock` with provider name `rust-azure`.
+pub const SOCKET_NAME: &str = "rust-azure.sock";
+/// The driver's default gRPC receive limit (`--max-call-recv-msg-size`).
+pub const DRIVER_MAX_RECV_BYTES: usize = 4 * 1024 * 1024;
+/// Default health listener; 8989 belongs to the Azure provider on the same host network.
+pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:8990";
+/// Default metrics listener; 8898 belongs to the Azure provider on the same host network.
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8899";
+/// Default tracing filter.
+pub const DEFAULT_LOG_FILTER: &str = "rust_azure_provider=info,warn";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// rust-azure-provider: a Secrets Store CSI Driver provider for Azure Key Vault.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rust-azure-provider",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to run; without a subcommand the provider server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server options (used when no subcommand is given).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the provider server (the default).
+    Serve(ServeArgs),
+}
+
+/// Options of the provider server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory in which the socket `rust-azure.sock` is created; the driver's
+    /// `--provider-volume` (the sync controller uses /provider).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_PROVIDER_DIR", default_value = DEFAULT_PROVIDER_DIR)]
+    pub provider_dir: PathBuf,
+
+    /// Log output format.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing-subscriber EnvFilter syntax.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_LOG_FILTER", default_value = DEFAULT_LOG_FILTER)]
+    pub log_filter: String,
+
+    /// Largest encoded Mount response; larger responses fail with ResourceExhausted.
+    /// Keep it at or below the driver's --max-call-recv-msg-size (4 MiB by default).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MAX_RESPONSE_BYTES", default_value_t = DRIVER_MAX_RECV_BYTES)]
+    pub max_response_bytes: usize,
+
+    /// Total time budget of one Mount, well inside kubelet's 2-minute NodePublishVolume deadline.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_TIMEOUT", value_parser = parse_duration, default_value = "90s")]
+    pub mount_timeout: Duration,
+
+    /// How long a shutdown waits for in-flight Mounts before closing connections.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub drain_timeout: Duration,
+
+    /// Cloud used when a SecretProviderClass sets no cloudName.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_CLOUD_NAME",
+        default_value = "AzurePublicCloud"
+    )]
+    pub cloud_name: String,
+
+    /// Reorder PKCS#12 certificates leaf -> intermediates -> root (reference default: true).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_CONSTRUCT_PEM_CHAIN", action = ArgAction::Set, default_value_t = true)]
+    pub construct_pem_chain: bool,
+
+    /// Also write `<file>.crt` and `<file>.key` for certificate-backed secrets.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_WRITE_CERT_AND_KEY_IN_SEPARATE_FILES", action = ArgAction::Set, default_value_t = false)]
+    pub write_cert_and_key_in_separate_files: bool,
+
+    /// PEM file of extra trusted root certificates (Azure Stack Hub, private CAs, TLS-inspecting proxies).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Appended to the User-Agent of every outbound request.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_CUSTOM_USER_AGENT",
+        default_value = ""
+    )]
+    pub custom_user_agent: String,
+
+    /// Largest number of concurrent Key Vault requests per vault, shared by all Mounts.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MAX_CONCURRENT_PER_VAULT",
+        default_value_t = 16
+    )]
+    pub max_concurrent_per_vault: usize,
+
+    /// Identity binding: URL of the AKS token proxy.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_TOKEN_PROXY_URL",
+        default_value = "https://kubernetes.default.svc.cluster.local"
+    )]
+    pub token_proxy_url: String,
+
+    /// Identity binding: TLS server name of the token proxy (computed when empty).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_SNI_NAME", default_value = "")]
+    pub sni_name: String,
+
+    /// Health listener (/healthz, /readyz).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_HEALTH_ADDR", default_value = DEFAULT_HEALTH_ADDR)]
+    pub health_addr: SocketAddr,
+
+    /// Metrics listener (/metrics).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: SocketAddr,
+}
+
+/// Parses durations such as `90s`, `2m`, `500ms`.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| format!("invalid duration {value:?} ({e}); use forms like 90s, 2m or 500ms"))
+}
+
+/// Validated runtime settings of the server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Full path of the socket.
+    pub socket_path: PathBuf,
+    /// Everything else as given.
+    pub args: ServeArgs,
+}
+
+/// Configuration errors found before start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag value is out of range.
+    #[error("--{flag}: {reason}")]
+    Invalid {
+        /// Flag name without dashes.
+        flag: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+impl ServeArgs {
+    /// Checks ranges and derives the runtime settings.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the flag.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        if self.max_response_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                flag: "max-response-bytes",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        if self.mount_timeout.is_zero() || self.mount_timeout > Duration::from_secs(115) {
+            return Err(ConfigError::Invalid {
+                flag: "mount-timeout",
+                reason: "must be between 1s and 115s (kubelet gives NodePublishVolume 2 minutes)"
+                    .into(),
+            });
+        }
+        if self.max_concurrent_per_vault == 0 {
+            return Err(ConfigError::Invalid {
+                flag: "max-concurrent-per-vault",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Settings {
+            socket_path: self.provider_dir.join(SOCKET_NAME),
+            args: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_driver() {
+        let cli = Cli::try_parse_from(["rust-azure-provider"]).unwrap();
+        assert!(cli.command.is_none());
+        let s = cli.serve.validate().unwrap();
+        assert_eq!(
+            s.socket_path,
+            PathBuf::from("/var/run/secrets-store-csi-providers/rust-azure.sock")
+        );
+        assert_eq!(s.args.max_response_bytes, 4_194_304);
+        assert!(s.args.construct_pem_chain);
+        assert!(!s.args.write_cert_and_key_in_separate_files);
+        assert_ne!(s.args.health_addr.port(), 8989);
+        assert_ne!(s.args.metrics_addr.port(), 8898);
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "rust-azure-provider",
+            "--provider-dir=/provider",
+            "--log-format=json",
+            "--construct-pem-chain=false",
+            "--mount-timeout=45s",
+        ])
+        .unwrap();
+        let s = cli.serve.validate().unwrap();
+        assert_eq!(s.socket_path, PathBuf::from("/provider/rust-azure.sock"));
+        assert_eq!(s.args.log_format, LogFormat::Json);
+        assert!(!s.args.construct_pem_chain);
+        assert_eq!(s.args.mount_timeout, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let cli = Cli::try_parse_from(["rust-azure-provider", "--mount-timeout=10m"]).unwrap();
+        let err = cli.serve.validate().unwrap_err().to_string();
+        assert!(err.contains("--mount-timeout"), "{err}");
+        assert!(Cli::try_parse_from(["rust-azure-provider", "--mount-timeout=soon"]).is_err());
+    }
+}

@@ -1,0 +1,33 @@
+//! The only mapping from domain errors to `tonic::Status`.
+
+use tonic::{Code, Status};
+
+use crate::error::ErrorClass;
+use crate::mount::MountError;
+
+/// The gRPC code for an error class (azure-behaviour.md §12.1).
+pub fn code_for(class: ErrorClass) -> Code {
+    match class {
+        ErrorClass::InvalidArgument => Code::InvalidArgument,
+        ErrorClass::FailedPrecondition => Code::FailedPrecondition,
+        ErrorClass::Unauthenticated => Code::Unauthenticated,
+        ErrorClass::PermissionDenied => Code::PermissionDenied,
+        ErrorClass::NotFound => Code::NotFound,
+        ErrorClass::ResourceExhausted => Code::ResourceExhausted,
+        ErrorClass::DeadlineExceeded => Code::DeadlineExceeded,
+        ErrorClass::Unavailable => Code::Unavailable,
+        ErrorClass::Internal => Code::Internal,
+    }
+}
+
+impl From<MountError> for Status {
+    fn from(err: MountError) -> Self {
+        Status::new(code_for(err.class()), err.to_string())
+    }
+}
+
+impl From<&MountError> for Status {
+    fn from(err: &MountError) -> Self {
+        Status::new(code_for(err.class()), err.to_string())
+    }
+}

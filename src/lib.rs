@@ -1,0 +1,13 @@
+//! rust-azure-provider: a Secrets Store CSI Driver provider for Azure Key Vault.
+//!
+//! The driver calls `Mount` over a unix socket; the provider fetches Key Vault
+//! secrets, keys and certificates and returns them as files. See README.md.
+
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod mount;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
