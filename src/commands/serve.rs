@@ -6,6 +6,9 @@ use crate::config::ServeArgs;
 use crate::grpc::{self, ProviderService};
 use crate::mount::{MountOptions, Provider};
 
+/// Timeout of the `Version` call behind `/healthz` (the reference's default).
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Entry point of `serve`.
 pub fn main(args: ServeArgs) -> ExitCode {
     if let Err(e) = crate::telemetry::init(args.log_format, &args.log_filter) {
@@ -47,12 +50,30 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
         write_cert_and_key_in_separate_files: args.write_cert_and_key_in_separate_files,
     });
     let service = ProviderService::new(provider, args.max_response_bytes);
+    let health = crate::admin::bind(args.health_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind --health-addr {}: {e}", args.health_addr))?;
     let socket = grpc::bind(&settings.socket_path)?;
+    let ready = crate::admin::Readiness::default();
+    ready.set_ready();
+    let admin = tokio::spawn(crate::admin::serve_health(
+        health,
+        settings.socket_path.clone(),
+        HEALTH_TIMEOUT,
+        ready.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         socket = %settings.socket_path.display(),
         "rust-azure-provider serving"
     );
-    grpc::serve(socket, service, shutdown, args.drain_timeout).await?;
+    let served = grpc::serve(socket, service, shutdown.clone(), args.drain_timeout).await;
+    ready.set_not_ready();
+    shutdown.cancel();
+    if let Ok(Err(e)) = admin.await {
+        tracing::warn!(error = %e, "health server failed");
+    }
+    served?;
     Ok(())
 }

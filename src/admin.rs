@@ -1,0 +1,126 @@
+//! Admin HTTP server: `/healthz` (a real `Version` call over our own socket),
+//! `/readyz` (released once the socket serves).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::grpc::proto::v1alpha1::VersionRequest;
+use crate::grpc::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
+
+/// Readiness latch: false until the gRPC socket is bound and serving.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the provider ready.
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Marks the provider not ready (draining).
+    pub fn set_not_ready(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+
+    /// Current state.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Opens a gRPC channel to a provider socket. The authority is `localhost`,
+/// which every HTTP/2 server accepts.
+///
+/// # Errors
+/// When the socket cannot be connected.
+pub async fn connect_socket(path: PathBuf) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await
+}
+
+#[derive(Clone)]
+struct AdminState {
+    socket: PathBuf,
+    timeout: Duration,
+    ready: Readiness,
+}
+
+async fn healthz(State(s): State<AdminState>) -> (StatusCode, String) {
+    let check = async {
+        let channel = connect_socket(s.socket.clone())
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", s.socket.display()))?;
+        CsiDriverProviderClient::new(channel)
+            .version(VersionRequest {
+                version: "v1alpha1".into(),
+            })
+            .await
+            .map_err(|e| format!("Version call failed: {}", e.message()))?;
+        Ok::<_, String>(())
+    };
+    match tokio::time::timeout(s.timeout, check).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n".into()),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Version call did not answer within {:?}\n", s.timeout),
+        ),
+    }
+}
+
+async fn readyz(State(s): State<AdminState>) -> (StatusCode, &'static str) {
+    if s.ready.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Binds the health listener. A bind failure stops start-up (the reference
+/// ignores it and silently loses its probe).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `/healthz` and `/readyz` on `listener` until `shutdown`.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_health(
+    listener: TcpListener,
+    socket: PathBuf,
+    timeout: Duration,
+    ready: Readiness,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(AdminState {
+            socket,
+            timeout,
+            ready,
+        });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
