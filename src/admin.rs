@@ -1,5 +1,6 @@
-//! Admin HTTP server: `/healthz` (a real `Version` call over our own socket),
-//! `/readyz` (released once the socket serves).
+//! Admin HTTP servers: `/healthz` (a real `Version` call over our own socket) and
+//! `/readyz` (released once the socket serves) on the health listener; `/metrics`
+//! alone on the metrics listener (no profiling or debug handlers anywhere).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::grpc::proto::v1alpha1::VersionRequest;
 use crate::grpc::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
+use crate::metrics::Metrics;
 
 /// Readiness latch: false until the gRPC socket is bound and serving.
 #[derive(Clone, Debug, Default)]
@@ -120,6 +122,47 @@ pub async fn serve_health(
             timeout,
             ready,
         });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// OpenMetrics content type.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics_handler(
+    State(m): State<Arc<Metrics>>,
+) -> (
+    StatusCode,
+    [(axum::http::header::HeaderName, &'static str); 1],
+    String,
+) {
+    match m.encode() {
+        Ok(body) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, OPENMETRICS)],
+            body,
+        ),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            "cannot encode metrics\n".into(),
+        ),
+    }
+}
+
+/// Serves `/metrics` only on `listener` until `shutdown`.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(metrics);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -49,11 +49,20 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
         construct_pem_chain: args.construct_pem_chain,
         write_cert_and_key_in_separate_files: args.write_cert_and_key_in_separate_files,
     });
-    let service = ProviderService::new(provider, args.max_response_bytes);
+    let metrics = crate::metrics::Metrics::new();
+    let service = ProviderService::new(provider, metrics.clone(), args.max_response_bytes);
     let health = crate::admin::bind(args.health_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind --health-addr {}: {e}", args.health_addr))?;
+    let metrics_listener = crate::admin::bind(args.metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind --metrics-addr {}: {e}", args.metrics_addr))?;
     let socket = grpc::bind(&settings.socket_path)?;
+    let metrics_server = tokio::spawn(crate::admin::serve_metrics(
+        metrics_listener,
+        metrics,
+        shutdown.clone(),
+    ));
     let ready = crate::admin::Readiness::default();
     ready.set_ready();
     let admin = tokio::spawn(crate::admin::serve_health(
@@ -73,6 +82,9 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
     shutdown.cancel();
     if let Ok(Err(e)) = admin.await {
         tracing::warn!(error = %e, "health server failed");
+    }
+    if let Ok(Err(e)) = metrics_server.await {
+        tracing::warn!(error = %e, "metrics server failed");
     }
     served?;
     Ok(())

@@ -8,7 +8,12 @@ use tracing::Instrument;
 
 use super::proto::v1alpha1 as pb;
 use super::proto::v1alpha1::csi_driver_provider_server::CsiDriverProvider;
+use super::status::code_name;
+use crate::metrics::Metrics;
 use crate::mount::{MountError, MountInput, MountOutput, ObjectVersion, Provider};
+
+const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
+const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
 
 /// API version answered by `Version`.
 pub const API_VERSION: &str = "v1alpha1";
@@ -19,14 +24,16 @@ pub const RUNTIME_NAME: &str = "rust-azure-provider";
 #[derive(Debug, Clone)]
 pub struct ProviderService {
     provider: Arc<Provider>,
+    metrics: Arc<Metrics>,
     max_response_bytes: usize,
 }
 
 impl ProviderService {
     /// Wraps a provider; responses larger than `max_response_bytes` are refused.
-    pub fn new(provider: Arc<Provider>, max_response_bytes: usize) -> Self {
+    pub fn new(provider: Arc<Provider>, metrics: Arc<Metrics>, max_response_bytes: usize) -> Self {
         Self {
             provider,
+            metrics,
             max_response_bytes,
         }
     }
@@ -63,7 +70,7 @@ fn too_large(resp: &pb::MountResponse, size: usize, limit: usize) -> Status {
         .iter()
         .map(|f| (f.path.as_str(), f.contents.len()))
         .collect();
-    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.1));
     let largest: Vec<String> = sizes
         .iter()
         .take(3)
@@ -82,6 +89,8 @@ impl CsiDriverProvider for ProviderService {
         request: Request<pb::VersionRequest>,
     ) -> Result<Response<pb::VersionResponse>, Status> {
         tracing::debug!(driver_version = %request.get_ref().version, "version");
+        self.metrics
+            .grpc_request(VERSION_METHOD, "OK", std::time::Duration::ZERO);
         Ok(Response::new(pb::VersionResponse {
             version: API_VERSION.to_owned(),
             runtime_name: RUNTIME_NAME.to_owned(),
@@ -93,8 +102,25 @@ impl CsiDriverProvider for ProviderService {
         &self,
         request: Request<pb::MountRequest>,
     ) -> Result<Response<pb::MountResponse>, Status> {
-        let req = request.into_inner();
         let started = std::time::Instant::now();
+        let _in_flight = self.metrics.mount_started();
+        let result = self.mount_inner(request.into_inner(), started).await;
+        let code = match &result {
+            Ok(_) => "OK",
+            Err(status) => code_name(status.code()),
+        };
+        self.metrics
+            .grpc_request(MOUNT_METHOD, code, started.elapsed());
+        result
+    }
+}
+
+impl ProviderService {
+    async fn mount_inner(
+        &self,
+        req: pb::MountRequest,
+        started: std::time::Instant,
+    ) -> Result<Response<pb::MountResponse>, Status> {
         let current: Vec<ObjectVersion> = req
             .current_object_version
             .into_iter()
