@@ -1,0 +1,236 @@
+//! Every YAML file under deploy/ parses and agrees with the binary: socket
+//! directory, ports, probe paths, and every flag the manifests pass exists.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser};
+use rust_azure_provider::config::{self, Cli};
+use serde::Deserialize;
+use serde_norway::Value;
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().unwrap() != "templates" {
+                yaml_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    let mut cur = v;
+    for p in path {
+        cur = cur
+            .get(*p)
+            .unwrap_or_else(|| panic!("missing {p} in {path:?}"));
+    }
+    cur
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+#[test]
+fn every_yaml_file_parses() {
+    let mut files = vec![];
+    yaml_files(&deploy_dir(), &mut files);
+    assert!(files.len() >= 10, "expected manifests, got {files:?}");
+    for f in &files {
+        assert!(!documents(f).is_empty(), "{} is empty", f.display());
+    }
+}
+
+fn daemonsets() -> Vec<(PathBuf, Value)> {
+    let mut out = vec![];
+    for name in [
+        "rust-azure-provider.yaml",
+        "rust-azure-provider-hostnetwork.yaml",
+    ] {
+        let path = deploy_dir().join(name);
+        for doc in documents(&path) {
+            if doc.get("kind").and_then(Value::as_str) == Some("DaemonSet") {
+                out.push((path.clone(), doc));
+            }
+        }
+    }
+    assert_eq!(out.len(), 2);
+    out
+}
+
+#[test]
+fn daemonsets_agree_with_the_binary() {
+    for (path, ds) in daemonsets() {
+        let pod = get(&ds, &["spec", "template", "spec"]);
+        let container = &get(pod, &["containers"]).as_sequence().unwrap()[0];
+        let args: Vec<String> = get(container, &["args"])
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| s(a).to_owned())
+            .collect();
+        let mut argv = vec!["rust-azure-provider".to_owned()];
+        argv.extend(args.iter().cloned());
+        let cli = Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{}: args {args:?} rejected: {e}", path.display()));
+        let settings = cli.serve.validate().unwrap();
+
+        // The socket directory inside the container is the hostPath the driver reads.
+        let mounts = get(container, &["volumeMounts"]).as_sequence().unwrap();
+        let mount = mounts
+            .iter()
+            .find(|m| Path::new(s(get(m, &["mountPath"]))) == settings.args.provider_dir)
+            .unwrap_or_else(|| panic!("{}: provider dir not mounted", path.display()));
+        let volume_name = s(get(mount, &["name"]));
+        let volume = get(pod, &["volumes"])
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| s(get(v, &["name"])) == volume_name)
+            .unwrap();
+        assert_eq!(
+            s(get(volume, &["hostPath", "path"])),
+            config::DEFAULT_PROVIDER_DIR
+        );
+        assert_eq!(
+            settings.socket_path.file_name().unwrap(),
+            config::SOCKET_NAME
+        );
+
+        // Ports and probes match the listeners.
+        let ports = get(container, &["ports"]).as_sequence().unwrap();
+        let port = |name: &str| {
+            ports
+                .iter()
+                .find(|p| s(get(p, &["name"])) == name)
+                .and_then(|p| get(p, &["containerPort"]).as_u64())
+                .unwrap()
+        };
+        assert_eq!(port("health"), u64::from(settings.args.health_addr.port()));
+        assert_eq!(
+            port("metrics"),
+            u64::from(settings.args.metrics_addr.port())
+        );
+        assert_eq!(
+            s(get(container, &["livenessProbe", "httpGet", "path"])),
+            "/healthz"
+        );
+        assert_eq!(
+            s(get(container, &["readinessProbe", "httpGet", "path"])),
+            "/readyz"
+        );
+
+        // Hardening.
+        let sc = get(container, &["securityContext"]);
+        assert_eq!(get(sc, &["readOnlyRootFilesystem"]).as_bool(), Some(true));
+        assert_eq!(
+            get(sc, &["allowPrivilegeEscalation"]).as_bool(),
+            Some(false)
+        );
+        assert_eq!(get(sc, &["privileged"]).as_bool(), Some(false));
+        assert_eq!(s(&get(sc, &["capabilities", "drop"])[0]), "ALL");
+        assert!(get(container, &["resources", "limits", "memory"]).is_string());
+        assert!(get(container, &["resources", "requests", "cpu"]).is_string());
+        assert_eq!(s(get(pod, &["nodeSelector", "kubernetes.io/os"])), "linux");
+    }
+}
+
+#[test]
+fn secret_provider_class_examples_name_rust_azure() {
+    let mut files = vec![];
+    yaml_files(&deploy_dir().join("examples"), &mut files);
+    let mut spcs = 0;
+    for f in files {
+        for doc in documents(&f) {
+            if doc.get("kind").and_then(Value::as_str) == Some("SecretProviderClass") {
+                spcs += 1;
+                assert_eq!(
+                    s(get(&doc, &["spec", "provider"])),
+                    "rust-azure",
+                    "{}",
+                    f.display()
+                );
+                assert!(get(&doc, &["spec", "parameters", "objects"]).is_string());
+            }
+        }
+    }
+    assert!(
+        spcs >= 6,
+        "one example per identity mode plus TLS and the seed"
+    );
+}
+
+/// Long flag names the binary accepts.
+fn known_flags() -> BTreeSet<String> {
+    Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn helm_chart_passes_only_known_flags_and_defined_values() {
+    let chart = deploy_dir().join("helm/rust-azure-provider");
+    let values = documents(&chart.join("values.yaml")).remove(0);
+    let template = std::fs::read_to_string(chart.join("templates/daemonset.yaml")).unwrap();
+    let flags = known_flags();
+    let mut seen = 0;
+    for line in template.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("- --") {
+            let name = rest.split('=').next().unwrap();
+            assert!(flags.contains(name), "chart passes unknown flag --{name}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "chart should pass the provider's flags");
+    // Every .Values.x referenced by a template is defined in values.yaml.
+    for entry in std::fs::read_dir(chart.join("templates")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for (i, _) in text.match_indices(".Values.") {
+            let key: String = text[i + 8..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '_')
+                .collect();
+            let mut cur = &values;
+            for part in key.split('.').filter(|p| !p.is_empty()) {
+                if part == "nameOverride" {
+                    break;
+                }
+                cur = cur
+                    .get(part)
+                    .unwrap_or_else(|| panic!("template uses .Values.{key}, not in values.yaml"));
+            }
+        }
+    }
+    assert_eq!(
+        values.get("providersDir").and_then(Value::as_str),
+        Some(config::DEFAULT_PROVIDER_DIR)
+    );
+    assert_eq!(
+        values.get("healthPort").and_then(Value::as_u64),
+        Some(u64::from(
+            config::DEFAULT_HEALTH_ADDR
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .port()
+        ))
+    );
+}
