@@ -1,13 +1,13 @@
 //! Every YAML file under deploy/ parses and agrees with the binary: socket
 //! directory, ports, probe paths, and every flag the manifests pass exists.
 
-
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     reason = "test code: a failed expectation is a test failure"
 )]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
