@@ -12,10 +12,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, UnixStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::grpc::proto::v1alpha1::VersionRequest;
 use crate::grpc::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
@@ -42,20 +40,6 @@ impl Readiness {
     }
 }
 
-/// Opens a gRPC channel to a provider socket. The authority is `localhost`,
-/// which every HTTP/2 server accepts.
-///
-/// # Errors
-/// When the socket cannot be connected.
-pub async fn connect_socket(path: PathBuf) -> Result<Channel, tonic::transport::Error> {
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        }))
-        .await
-}
-
 #[derive(Clone)]
 struct AdminState {
     socket: PathBuf,
@@ -65,7 +49,7 @@ struct AdminState {
 
 async fn healthz(State(s): State<AdminState>) -> (StatusCode, String) {
     let check = async {
-        let channel = connect_socket(s.socket.clone())
+        let channel = crate::grpc::client::connect(s.socket.clone())
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", s.socket.display()))?;
         CsiDriverProviderClient::new(channel)

@@ -50,6 +50,107 @@ pub struct Cli {
 pub enum Command {
     /// Run the provider server (the default).
     Serve(ServeArgs),
+    /// Check SecretProviderClass YAML files offline with the same parser and
+    /// validation as Mount (exit 0: valid, 1: invalid, 2: unreadable).
+    Validate(ValidateArgs),
+    /// Call a running provider over its socket exactly as the driver does and
+    /// write the files into a directory (a debugging tool for real clusters).
+    Mount(MountArgs),
+}
+
+/// Options of `validate`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// SecretProviderClass YAML files (several documents per file allowed).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Cloud assumed when a SecretProviderClass sets no cloudName.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_CLOUD_NAME",
+        default_value = "AzurePublicCloud"
+    )]
+    pub cloud_name: String,
+    /// Treat warnings (unknown parameter names) as errors.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_VALIDATE_STRICT",
+        default_value_t = false
+    )]
+    pub strict: bool,
+}
+
+/// Options of `mount`.
+#[derive(Debug, Clone, Args)]
+pub struct MountArgs {
+    /// SecretProviderClass YAML file.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_SPC")]
+    pub spc: PathBuf,
+    /// Name of the SecretProviderClass when the file holds several.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_SPC_NAME")]
+    pub spc_name: Option<String>,
+    /// Directory to write the files into (created if missing).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_OUT")]
+    pub out: PathBuf,
+    /// Provider socket.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_SOCKET",
+        default_value = "/var/run/secrets-store-csi-providers/rust-azure.sock"
+    )]
+    pub socket: PathBuf,
+    /// Pod name sent as csi.storage.k8s.io/pod.name.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_POD_NAME",
+        default_value = "rust-azure-provider-debug"
+    )]
+    pub pod_name: String,
+    /// Pod namespace sent as csi.storage.k8s.io/pod.namespace.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_POD_NAMESPACE",
+        default_value = "default"
+    )]
+    pub pod_namespace: String,
+    /// Pod UID sent as csi.storage.k8s.io/pod.uid.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_POD_UID",
+        default_value = "00000000-0000-0000-0000-000000000000"
+    )]
+    pub pod_uid: String,
+    /// Service account name.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_SERVICE_ACCOUNT",
+        default_value = "default"
+    )]
+    pub service_account: String,
+    /// File holding a service-account token (JWT) to pass as kubelet does.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_SERVICE_ACCOUNT_TOKEN_FILE")]
+    pub service_account_token_file: Option<PathBuf>,
+    /// Audiences the token is passed for.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_TOKEN_AUDIENCE",
+        value_delimiter = ',',
+        default_value = "api://AzureADTokenExchange"
+    )]
+    pub token_audience: Vec<String>,
+    /// YAML or JSON map file with the nodePublishSecretRef data (e.g. clientid, clientsecret).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_NODE_PUBLISH_SECRET_FILE")]
+    pub node_publish_secret_file: Option<PathBuf>,
+    /// Default file mode as the driver sends it (decimal).
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_PERMISSION",
+        default_value_t = 420
+    )]
+    pub permission: u32,
+    /// Deadline of the call.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_TIMEOUT", value_parser = parse_duration, default_value = "115s")]
+    pub timeout: Duration,
 }
 
 /// Options of the provider server.

@@ -12,4 +12,6 @@ pub mod metrics;
 pub mod mount;
 pub mod secret;
 pub mod shutdown;
+pub mod spc;
 pub mod telemetry;
+pub mod writer;

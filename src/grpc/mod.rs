@@ -2,6 +2,7 @@
 //! stale socket, bind with mode 0600, serve until shutdown, drain, unlink.
 
 pub mod authority;
+pub mod client;
 pub mod proto;
 pub mod service;
 pub mod status;

@@ -1,0 +1,214 @@
+//! SecretProviderClass documents as users write them (YAML, API versions `v1`
+//! and `v1alpha1`), and the request the driver builds from one.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::mount::request::{
+    POD_NAME_KEY, POD_NAMESPACE_KEY, POD_UID_KEY, SERVICE_ACCOUNT_NAME_KEY, SPC_KEY, TOKENS_KEY,
+};
+
+/// API versions the driver serves for SecretProviderClass.
+pub const API_VERSIONS: [&str; 2] = [
+    "secrets-store.csi.x-k8s.io/v1",
+    "secrets-store.csi.x-k8s.io/v1alpha1",
+];
+
+/// One SecretProviderClass.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct SecretProviderClass {
+    /// `secrets-store.csi.x-k8s.io/v1` or `v1alpha1`.
+    #[serde(rename = "apiVersion", default)]
+    pub api_version: String,
+    /// `SecretProviderClass`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The spec.
+    pub spec: Spec,
+}
+
+/// Object metadata (the parts we use).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Metadata {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace (empty: the pod's).
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// `spec` of a SecretProviderClass.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Spec {
+    /// Provider name; `rust-azure` for this provider.
+    #[serde(default)]
+    pub provider: String,
+    /// Provider parameters (all strings).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Kubernetes Secrets to sync from mounted files.
+    #[serde(rename = "secretObjects", default)]
+    pub secret_objects: Vec<SecretObject>,
+}
+
+/// `spec.secretObjects[]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct SecretObject {
+    /// Secret name.
+    #[serde(rename = "secretName", default)]
+    pub secret_name: String,
+    /// Secret type.
+    #[serde(rename = "type", default)]
+    pub secret_type: String,
+    /// Extra labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Data items.
+    #[serde(default)]
+    pub data: Vec<SecretObjectData>,
+}
+
+/// `spec.secretObjects[].data[]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct SecretObjectData {
+    /// Relative path of a mounted file.
+    #[serde(rename = "objectName", default)]
+    pub object_name: String,
+    /// Key in the Secret.
+    #[serde(default)]
+    pub key: String,
+}
+
+/// Problems reading SecretProviderClass documents.
+#[derive(Debug, thiserror::Error)]
+pub enum SpcError {
+    /// Not YAML, or not shaped like a SecretProviderClass.
+    #[error("document {index}: {message}")]
+    Yaml {
+        /// Position of the document in the file (0-based).
+        index: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// No SecretProviderClass in the file.
+    #[error("no SecretProviderClass found")]
+    Empty,
+}
+
+/// Reads every SecretProviderClass document of a YAML stream; other kinds are skipped.
+///
+/// # Errors
+/// [`SpcError`] for a document that does not parse.
+pub fn parse_documents(text: &str) -> Result<Vec<SecretProviderClass>, SpcError> {
+    let mut out = vec![];
+    for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value = serde_norway::Value::deserialize(doc).map_err(|e| SpcError::Yaml {
+            index,
+            message: e.to_string(),
+        })?;
+        if value.is_null() {
+            continue;
+        }
+        if value.get("kind").and_then(serde_norway::Value::as_str) != Some("SecretProviderClass") {
+            continue;
+        }
+        let spc: SecretProviderClass =
+            serde_norway::from_value(value).map_err(|e| SpcError::Yaml {
+                index,
+                message: e.to_string(),
+            })?;
+        out.push(spc);
+    }
+    if out.is_empty() {
+        return Err(SpcError::Empty);
+    }
+    Ok(out)
+}
+
+/// The pod side of a mount, as kubelet describes it to the driver.
+#[derive(Clone, Debug, Default)]
+pub struct PodInfo {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod UID.
+    pub uid: String,
+    /// Service account name.
+    pub service_account: String,
+}
+
+/// Builds the `attributes` JSON the driver (v1.6) sends for `spc` mounted by `pod`:
+/// SPC parameters, then the volume context (`secretProviderClass`, pod keys,
+/// `ephemeral`), then the tokens attribute when given.
+pub fn driver_attributes(
+    spc: &SecretProviderClass,
+    pod: &PodInfo,
+    tokens_json: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut attrs = spc.spec.parameters.clone();
+    attrs.insert(SPC_KEY.into(), spc.metadata.name.clone());
+    attrs.insert(POD_NAME_KEY.into(), pod.name.clone());
+    attrs.insert(POD_NAMESPACE_KEY.into(), pod.namespace.clone());
+    attrs.insert(POD_UID_KEY.into(), pod.uid.clone());
+    attrs.insert(SERVICE_ACCOUNT_NAME_KEY.into(), pod.service_account.clone());
+    attrs.insert("csi.storage.k8s.io/ephemeral".into(), "true".into());
+    if let Some(t) = tokens_json {
+        attrs.insert(TOKENS_KEY.into(), t.to_owned());
+    }
+    attrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../deploy/examples/seed-secretproviderclass.yaml");
+
+    #[test]
+    fn seed_example_parses() {
+        let spcs = parse_documents(SEED).unwrap();
+        assert_eq!(spcs.len(), 1);
+        let spc = &spcs[0];
+        assert_eq!(spc.metadata.name, "spc-myk8skv");
+        assert_eq!(spc.spec.provider, "rust-azure");
+        assert_eq!(spc.spec.parameters["keyvaultName"], "myk8skv");
+        assert_eq!(spc.spec.secret_objects[0].secret_name, "test-secret");
+        assert_eq!(
+            spc.spec.secret_objects[0].data[0].object_name,
+            "ExamplePassword"
+        );
+        let attrs = driver_attributes(
+            spc,
+            &PodInfo {
+                name: "inject-secrets-from-akv".into(),
+                namespace: "default".into(),
+                uid: "u".into(),
+                service_account: "default".into(),
+            },
+            None,
+        );
+        assert_eq!(attrs[SPC_KEY], "spc-myk8skv");
+        assert_eq!(attrs[POD_NAME_KEY], "inject-secrets-from-akv");
+        assert!(!attrs.contains_key(TOKENS_KEY));
+    }
+
+    #[test]
+    fn other_kinds_are_skipped_and_empty_is_an_error() {
+        let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: x}}\n---\n{SEED}");
+        assert_eq!(parse_documents(&text).unwrap().len(), 1);
+        assert!(matches!(
+            parse_documents("kind: Pod\n"),
+            Err(SpcError::Empty)
+        ));
+        assert!(parse_documents("kind: SecretProviderClass\nspec: [1]\n").is_err());
+    }
+}
