@@ -378,7 +378,7 @@ fn rewrite_block(decoder: &mut loona_hpack::Decoder<'static>, block: &[u8]) -> i
     }
 }
 
-/// Appends an HPACK integer with an `prefix`-bit prefix (RFC 7541 §5.1).
+/// Appends an HPACK integer with a `prefix`-bit prefix (RFC 7541 §5.1).
 fn encode_integer(out: &mut Vec<u8>, first_bits: u8, prefix: u8, value: usize) {
     let max = (1usize << prefix) - 1;
     if value < max {
@@ -882,7 +882,7 @@ mod tests {
         // entry and a reference to it.
         let mut block2 = vec![0x20, 0x3f, 0xe1, 0x1f];
         block2.extend_from_slice(&[0x40, 3, b'x', b'-', b'b', 1, b'2', 0xbe]);
-        // Block 3: index 63 is x-b's predecessor? No: only x-b exists, so 63 is out of range.
+        // Block 3: the size update evicted x-a and :authority, so 63 is out of range.
         let input = with_preface(&[
             frame(TYPE_HEADERS, FLAG_END_HEADERS, 1, &block1),
             frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, &block2),
