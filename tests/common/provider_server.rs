@@ -21,6 +21,7 @@ pub(crate) fn provider_service() -> ProviderService {
             construct_pem_chain: true,
             write_cert_and_key_in_separate_files: false,
         }),
+        rust_azure_provider::metrics::Metrics::new(),
         4 << 20,
     )
 }
