@@ -3,11 +3,13 @@
 //! The driver calls `Mount` over a unix socket; the provider fetches Key Vault
 //! secrets, keys and certificates and returns them as files. See README.md.
 
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod keyvault;
 pub mod mount;
 pub mod secret;
 pub mod shutdown;
