@@ -4,10 +4,13 @@
 //! secrets, keys and certificates and returns them as files. See README.md.
 
 pub mod admin;
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod http;
+pub mod keyvault;
 pub mod metrics;
 pub mod mount;
 pub mod secret;
