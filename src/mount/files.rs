@@ -99,6 +99,11 @@ pub fn validate_path(path: &str) -> Result<(), PathRuleError> {
     Ok(())
 }
 
+/// Most history indexes [`plan_object_paths`] lists per object. `objectVersionHistory` accepts up
+/// to 2³¹ − 1 (a vault rarely holds that many versions); the plan must not allocate that much,
+/// and the check over the final, fetched list covers whatever is actually written.
+pub const MAX_PLANNED_HISTORY: usize = 1024;
+
 /// Which of an object's files a [`PlannedFile`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlannedKind {
@@ -147,14 +152,14 @@ pub fn output_path(spec: &ObjectSpec, history_index: Option<usize>, kind: Planne
 }
 
 /// Every path `spec` may write, in emission order (`.crt`, `.key`, then the main file, per
-/// version). History mode plans `/0` … `/N-1` (quirk #1: exactly N, not the reference's N + 1).
+/// version). History mode plans `/0` … `/N-1` (quirk #1: exactly N, not the reference's N + 1),
+/// at most [`MAX_PLANNED_HISTORY`] of them.
 /// `split_cert_and_key` is `--write-cert-and-key-in-separate-files`; the extras are planned for
 /// every secret because only the fetched content tells whether a secret backs a certificate.
 pub fn plan_object_paths(spec: &ObjectSpec, split_cert_and_key: bool) -> Vec<PlannedFile> {
     let histories: Vec<Option<usize>> = if spec.is_history() {
-        (0..spec.object_version_history as usize)
-            .map(Some)
-            .collect()
+        let n = usize::try_from(spec.object_version_history).unwrap_or(MAX_PLANNED_HISTORY);
+        (0..n.min(MAX_PLANNED_HISTORY)).map(Some).collect()
     } else {
         vec![None]
     };
@@ -461,6 +466,10 @@ mod tests {
         assert_eq!(
             paths(&[ObjectSpec::secret("h").with_history(1)], false),
             ["h"]
+        );
+        assert_eq!(
+            plan_paths(&[ObjectSpec::secret("h").with_history(u32::MAX)], false).len(),
+            MAX_PLANNED_HISTORY
         );
         assert_eq!(
             paths(&[ObjectSpec::secret("h").with_history(2)], true),

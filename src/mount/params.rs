@@ -928,8 +928,10 @@ pub fn parse_params(
         source,
     })?;
 
-    let objects_text = get(OBJECTS);
-    if objects_text.is_empty() {
+    // Only emptiness is judged on the trimmed text: trimming the start of a YAML document would
+    // shift its first line against the others and can break or change the structure.
+    let objects_text = input.attributes.get(OBJECTS).unwrap_or("");
+    if objects_text.trim().is_empty() {
         return Err(ParamsError::ObjectsMissing);
     }
     let objects = objects::parse_objects(objects_text, &mut warnings)?;
@@ -1530,7 +1532,7 @@ mod tests {
                 Some(format!(
                     r#"{{"api://AzureADTokenExchange":{{"token":"{JWT}","expirationTimestamp":"soon"}}}}"#
                 )),
-                "failed to unmarshal service account tokens, error: expirationTimestamp of audience \"api://AzureADTokenExchange\" is not an RFC 3339 time".to_owned(),
+                "failed to unmarshal service account tokens, error: an expirationTimestamp is not an RFC 3339 time".to_owned(),
                 "tokens_invalid",
             ),
             (
@@ -1807,6 +1809,16 @@ mod tests {
             let text = object_err(&yaml);
             assert!(!text.contains(marker), "{yaml:?}: {text}");
         }
+    }
+
+    #[test]
+    fn objects_text_is_not_trimmed_before_parsing() {
+        // Trimming would leave `other` indented deeper than `array` and break the document.
+        let p = objects(
+            "  array:\n    - |\n      objectName: a\n      objectType: secret\n  other: 1\n",
+        )
+        .unwrap();
+        assert_eq!(p.params.objects, vec![ObjectSpec::secret("a")]);
     }
 
     #[test]
@@ -2216,5 +2228,48 @@ mod tests {
         assert_eq!(canonical_cloud_name("azurecloud"), Some("AzurePublicCloud"));
         assert_eq!(canonical_cloud_name("AzureStack"), None);
         assert_eq!(canonical_cloud_name(""), None);
+    }
+
+    fn fragments(
+        parts: &'static [&'static str],
+    ) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop::collection::vec(prop::sample::select(parts), 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tokens_json_errors_never_echo_content(json in fragments(&[
+            "{", "}", "\"", ":", ",", "[", "]", "token", "api://AzureADTokenExchange",
+            "expirationTimestamp", "hunter2", "null", "1", " ", "2026-05-01T10:00:00Z",
+        ])) {
+            let i = input_with(wi_attrs(&[]), Some(&json), None);
+            match parse_input(&i) {
+                Ok(p) => {
+                    let dbg = format!("{p:?}");
+                    proptest::prop_assert!(!dbg.contains("hunter2"));
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    proptest::prop_assert!(!text.contains("hunter2"), "{}", text);
+                    proptest::prop_assert_eq!(e.class(), ErrorClass::FailedPrecondition);
+                }
+            }
+        }
+
+        #[test]
+        fn objects_parser_is_total_and_outputs_valid_paths(yaml in fragments(&[
+            "array:", "\n", "  - |", "\n    ", "objectName: ", "objectType: ", "secret", "key",
+            "objectAlias: ", "a/b", "..", "/", "filePermission: ", "0644", "objectVersionHistory: ",
+            "2", "-", "[", "]", "{", "}", "\"", "'", ":", "#", "&a ", "*a", "~", " ", "\t",
+        ])) {
+            if let Ok(p) = objects(&yaml) {
+                for o in &p.params.objects {
+                    proptest::prop_assert!(crate::mount::files::validate_path(o.file_name()).is_ok());
+                    proptest::prop_assert!(!o.file_name().contains(".."));
+                    proptest::prop_assert!(o.file_permission.is_none_or(|m| m <= 0o777));
+                }
+            }
+        }
     }
 }

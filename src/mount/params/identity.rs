@@ -191,15 +191,16 @@ pub(super) fn token_for_audience(
             detail: describe_json_error(&e),
             audience,
         })?;
-    for (aud, entry) in &map {
-        if let Some(ts) = &entry.expiration_timestamp
-            && !is_rfc3339(ts)
-        {
-            return Err(TokenError::Unmarshal {
-                detail: format!("expirationTimestamp of audience {aud:?} is not an RFC 3339 time"),
-                audience,
-            });
-        }
+    // The whole value is secret material, audience keys included: name nothing from it.
+    if map.values().any(|e| {
+        e.expiration_timestamp
+            .as_deref()
+            .is_some_and(|ts| !is_rfc3339(ts))
+    }) {
+        return Err(TokenError::Unmarshal {
+            detail: "an expirationTimestamp is not an RFC 3339 time".to_owned(),
+            audience,
+        });
     }
     map.remove(audience)
         .and_then(|e| e.token)
