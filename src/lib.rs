@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod mount;
+pub mod render;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
