@@ -13,6 +13,7 @@ pub mod http;
 pub mod keyvault;
 pub mod metrics;
 pub mod mount;
+pub mod render;
 pub mod secret;
 pub mod shutdown;
 pub mod spc;
