@@ -3,6 +3,7 @@
 //! The driver calls `Mount` over a unix socket; the provider fetches Key Vault
 //! secrets, keys and certificates and returns them as files. See README.md.
 
+pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod error;
