@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod mount;
 pub mod secret;
 pub mod shutdown;
