@@ -89,6 +89,12 @@ pub(crate) fn is_fresh(token: &AccessToken, now: SystemTime) -> bool {
 
 type Shared = Option<Result<AccessToken, AuthError>>;
 
+enum Action {
+    Hit(AccessToken),
+    Wait(watch::Receiver<Shared>),
+    Lead(watch::Sender<Shared>),
+}
+
 enum Slot {
     Ready { token: AccessToken, last_used: u64 },
     Pending(watch::Receiver<Shared>),
@@ -186,35 +192,40 @@ impl TokenCache {
         let counters = &self.counters[mode as usize];
         let mut fetch = Some(fetch);
         loop {
-            let tx = {
+            let action = {
                 let mut inner = self.lock();
                 inner.tick += 1;
                 let tick = inner.tick;
                 match inner.slots.get_mut(&key) {
                     Some(Slot::Ready { token, last_used }) if is_fresh(token, now()) => {
                         *last_used = tick;
-                        counters.hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok(token.clone());
+                        Action::Hit(token.clone())
                     }
-                    Some(Slot::Pending(rx)) => {
-                        let rx = rx.clone();
-                        drop(inner);
-                        counters.coalesced.fetch_add(1, Ordering::Relaxed);
-                        match wait_shared(rx).await {
-                            Some(result) => return result,
-                            // The leader was cancelled before finishing: compete again.
-                            None => continue,
-                        }
-                    }
+                    Some(Slot::Pending(rx)) => Action::Wait(rx.clone()),
                     _ => {
                         let (tx, rx) = watch::channel(None);
                         if !inner.slots.contains_key(&key) {
                             self.make_room(&mut inner, now());
                         }
                         inner.slots.insert(key, Slot::Pending(rx));
-                        tx
+                        Action::Lead(tx)
                     }
                 }
+            };
+            let tx = match action {
+                Action::Hit(token) => {
+                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(token);
+                }
+                Action::Wait(rx) => {
+                    counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    match wait_shared(rx).await {
+                        Some(result) => return result,
+                        // The leader was cancelled before finishing: compete again.
+                        None => continue,
+                    }
+                }
+                Action::Lead(tx) => tx,
             };
             counters.misses.fetch_add(1, Ordering::Relaxed);
             let guard = PendingGuard {
@@ -355,7 +366,10 @@ mod tests {
     #[test]
     fn key_debug_is_short() {
         let d = format!("{:?}", key("x"));
-        assert!(d.starts_with("CacheKey(") && d.len() == "CacheKey()".len() + 12, "{d}");
+        assert!(
+            d.starts_with("CacheKey(") && d.len() == "CacheKey()".len() + 12,
+            "{d}"
+        );
     }
 
     #[test]
@@ -421,11 +435,16 @@ mod tests {
             let mut release_rx = release_rx.clone();
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_fetch(key("k"), ModeLabel::WorkloadIdentity, SystemTime::now, || async move {
-                        fetches.fetch_add(1, Ordering::SeqCst);
-                        let _ = release_rx.wait_for(|v| *v).await;
-                        Ok(token(SystemTime::now(), Duration::from_secs(3600)))
-                    })
+                    .get_or_fetch(
+                        key("k"),
+                        ModeLabel::WorkloadIdentity,
+                        SystemTime::now,
+                        || async move {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            let _ = release_rx.wait_for(|v| *v).await;
+                            Ok(token(SystemTime::now(), Duration::from_secs(3600)))
+                        },
+                    )
                     .await
             }));
         }
@@ -488,12 +507,17 @@ mod tests {
         let cache = Arc::new(TokenCache::new(10));
         let c2 = cache.clone();
         let leader = tokio::spawn(async move {
-            c2.get_or_fetch(key("c"), ModeLabel::PodIdentity, SystemTime::now, || async {
-                std::future::pending::<()>().await;
-                Err(AuthError::Internal {
-                    message: "unreachable".into(),
-                })
-            })
+            c2.get_or_fetch(
+                key("c"),
+                ModeLabel::PodIdentity,
+                SystemTime::now,
+                || async {
+                    std::future::pending::<()>().await;
+                    Err(AuthError::Internal {
+                        message: "unreachable".into(),
+                    })
+                },
+            )
             .await
         });
         for _ in 0..10 {
@@ -503,9 +527,12 @@ mod tests {
         let _ = leader.await;
         let r = tokio::time::timeout(
             Duration::from_secs(5),
-            cache.get_or_fetch(key("c"), ModeLabel::PodIdentity, SystemTime::now, || async {
-                Ok(token(SystemTime::now(), Duration::from_secs(3600)))
-            }),
+            cache.get_or_fetch(
+                key("c"),
+                ModeLabel::PodIdentity,
+                SystemTime::now,
+                || async { Ok(token(SystemTime::now(), Duration::from_secs(3600))) },
+            ),
         )
         .await
         .unwrap();
@@ -517,35 +544,51 @@ mod tests {
         let cache = TokenCache::new(3);
         for name in ["a", "b", "c"] {
             cache
-                .get_or_fetch(key(name), ModeLabel::ServicePrincipal, SystemTime::now, || async {
-                    Ok(token(SystemTime::now(), Duration::from_secs(3600)))
-                })
+                .get_or_fetch(
+                    key(name),
+                    ModeLabel::ServicePrincipal,
+                    SystemTime::now,
+                    || async { Ok(token(SystemTime::now(), Duration::from_secs(3600))) },
+                )
                 .await
                 .unwrap();
         }
         // Touch "a" so "b" is the least recently used.
         cache
-            .get_or_fetch(key("a"), ModeLabel::ServicePrincipal, SystemTime::now, || async {
-                Err(AuthError::Internal {
-                    message: "should hit".into(),
-                })
-            })
+            .get_or_fetch(
+                key("a"),
+                ModeLabel::ServicePrincipal,
+                SystemTime::now,
+                || async {
+                    Err(AuthError::Internal {
+                        message: "should hit".into(),
+                    })
+                },
+            )
             .await
             .unwrap();
         cache
-            .get_or_fetch(key("d"), ModeLabel::ServicePrincipal, SystemTime::now, || async {
-                Ok(token(SystemTime::now(), Duration::from_secs(3600)))
-            })
+            .get_or_fetch(
+                key("d"),
+                ModeLabel::ServicePrincipal,
+                SystemTime::now,
+                || async { Ok(token(SystemTime::now(), Duration::from_secs(3600))) },
+            )
             .await
             .unwrap();
         assert_eq!(cache.len(), 3);
         assert_eq!(cache.evictions(), 1);
         let refetched = AtomicUsize::new(0);
         cache
-            .get_or_fetch(key("b"), ModeLabel::ServicePrincipal, SystemTime::now, || async {
-                refetched.fetch_add(1, Ordering::SeqCst);
-                Ok(token(SystemTime::now(), Duration::from_secs(3600)))
-            })
+            .get_or_fetch(
+                key("b"),
+                ModeLabel::ServicePrincipal,
+                SystemTime::now,
+                || async {
+                    refetched.fetch_add(1, Ordering::SeqCst);
+                    Ok(token(SystemTime::now(), Duration::from_secs(3600)))
+                },
+            )
             .await
             .unwrap();
         assert_eq!(refetched.load(Ordering::SeqCst), 1);

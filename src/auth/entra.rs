@@ -11,7 +11,8 @@ use super::{AccessToken, TokenTarget};
 use crate::secret::SecretString;
 
 /// The RFC 7523 client assertion type.
-pub const JWT_BEARER_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Credential presented to the token endpoint.
 pub(crate) enum ClientCredential<'a> {
@@ -86,7 +87,10 @@ impl NumOrString {
     pub(crate) fn as_i64(&self) -> Option<i64> {
         match self {
             Self::Num(n) => Some(*n),
-            #[expect(clippy::cast_possible_truncation, reason = "seconds; fractions irrelevant")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "seconds; fractions irrelevant"
+            )]
             Self::Float(f) if f.is_finite() => Some(*f as i64),
             Self::Float(_) => None,
             Self::Str(s) => s.trim().parse().ok(),
@@ -152,18 +156,14 @@ pub(crate) fn parse_token(
             message: format!("{} returned an empty access_token", service.name()),
         });
     }
-    let expires_on = expiry(
-        now,
-        parsed.expires_in.as_ref(),
-        parsed.expires_on.as_ref(),
-    )
-    .ok_or_else(|| AuthError::InvalidResponse {
-        service,
-        message: format!(
-            "{} returned a token without a valid expires_in/expires_on",
-            service.name()
-        ),
-    })?;
+    let expires_on = expiry(now, parsed.expires_in.as_ref(), parsed.expires_on.as_ref())
+        .ok_or_else(|| AuthError::InvalidResponse {
+            service,
+            message: format!(
+                "{} returned a token without a valid expires_in/expires_on",
+                service.name()
+            ),
+        })?;
     Ok(AccessToken {
         token: parsed.access_token,
         expires_on,
@@ -323,8 +323,12 @@ mod tests {
             t.expires_on,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
         );
-        let t = parse_token(TokenService::Imds, br#"{"access_token":"x","expires_in":"60"}"#, now)
-            .unwrap();
+        let t = parse_token(
+            TokenService::Imds,
+            br#"{"access_token":"x","expires_in":"60"}"#,
+            now,
+        )
+        .unwrap();
         assert_eq!(t.expires_on, now + Duration::from_secs(60));
     }
 

@@ -47,6 +47,7 @@
 pub mod cache;
 pub mod entra;
 pub mod error;
+pub mod http_transport;
 pub mod imds;
 pub mod pod_identity;
 pub mod retry;
@@ -64,10 +65,10 @@ pub use retry::RetryPolicy;
 pub use token_proxy::TokenProxy;
 pub use transport::{AuthMethod, AuthRequest, AuthResponse, AuthTransport, TransportError};
 
-use cache::{KeyBuilder, TokenCache};
-use entra::ClientCredential;
 use crate::mount::params::IdentityMode;
 use crate::secret::SecretString;
+use cache::{KeyBuilder, TokenCache};
+use entra::ClientCredential;
 
 /// Where a token is for: Entra ID authority, tenant and the Key Vault resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -363,9 +364,19 @@ impl TokenProvider {
                 client_secret,
             } => {
                 let url = entra::token_url(&t.authority_host, &t.tenant_id)?;
-                let form = entra::token_form(client_id, &ClientCredential::Secret(client_secret), t);
-                self.post_entra(&*self.transport, TokenService::EntraId, &url, &form, client_id, false, deadline, None)
-                    .await
+                let form =
+                    entra::token_form(client_id, &ClientCredential::Secret(client_secret), t);
+                self.post_entra(
+                    &*self.transport,
+                    TokenService::EntraId,
+                    &url,
+                    &form,
+                    client_id,
+                    false,
+                    deadline,
+                    None,
+                )
+                .await
             }
             IdentityMode::WorkloadIdentity {
                 client_id,
@@ -377,8 +388,17 @@ impl TokenProvider {
                     &ClientCredential::Assertion(service_account_token),
                     t,
                 );
-                self.post_entra(&*self.transport, TokenService::EntraId, &url, &form, client_id, true, deadline, None)
-                    .await
+                self.post_entra(
+                    &*self.transport,
+                    TokenService::EntraId,
+                    &url,
+                    &form,
+                    client_id,
+                    true,
+                    deadline,
+                    None,
+                )
+                .await
             }
             IdentityMode::AzureTokenProxy {
                 client_id,
@@ -421,7 +441,11 @@ impl TokenProvider {
                 )
                 .await?;
                 if (200..300).contains(&resp.status) {
-                    entra::parse_token(TokenService::Imds, resp.body.expose(), (self.options.clock)())
+                    entra::parse_token(
+                        TokenService::Imds,
+                        resp.body.expose(),
+                        (self.options.clock)(),
+                    )
                 } else {
                     Err(imds::map_error(&resp, user_assigned.as_ref()))
                 }
@@ -453,7 +477,10 @@ impl TokenProvider {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "internal helper shared by three modes")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "internal helper shared by three modes"
+    )]
     async fn post_entra(
         &self,
         transport: &dyn AuthTransport,

@@ -14,14 +14,18 @@ use crate::secret::SecretString;
 pub const DEFAULT_NMI_ENDPOINT: &str = "http://localhost:2579";
 
 /// Shown when NMI cannot be reached.
-pub const UNREACHABLE_HINT: &str =
-    "is aad-pod-identity NMI running on this node, and does the provider run with hostNetwork: true?";
+pub const UNREACHABLE_HINT: &str = "is aad-pod-identity NMI running on this node, and does the provider run with hostNetwork: true?";
 
 /// NMI error bodies are plain text; keep pod events readable.
 const MAX_BODY_IN_MESSAGE: usize = 512;
 
 /// `GET <endpoint>/host/token/?resource=<resource>` with `podns` / `podname` headers.
-pub(crate) fn token_request(endpoint: &str, resource: &str, namespace: &str, name: &str) -> AuthRequest {
+pub(crate) fn token_request(
+    endpoint: &str,
+    resource: &str,
+    namespace: &str,
+    name: &str,
+) -> AuthRequest {
     AuthRequest {
         method: AuthMethod::Get,
         // The reference does not URL-encode the resource; NMI parses it as-is.
@@ -30,7 +34,10 @@ pub(crate) fn token_request(endpoint: &str, resource: &str, namespace: &str, nam
             endpoint.trim_end_matches('/'),
             resource.trim_end_matches('/')
         ),
-        headers: vec![("podns", namespace.to_owned()), ("podname", name.to_owned())],
+        headers: vec![
+            ("podns", namespace.to_owned()),
+            ("podname", name.to_owned()),
+        ],
         form: None,
     }
 }
@@ -57,7 +64,10 @@ fn missing_values() -> AuthError {
 }
 
 /// Parses a 200 answer. Returns the token and the client id NMI used.
-pub(crate) fn parse_token(body: &[u8], now: SystemTime) -> Result<(AccessToken, String), AuthError> {
+pub(crate) fn parse_token(
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(AccessToken, String), AuthError> {
     let parsed: NmiResponse = serde_json::from_slice(body).map_err(|_| missing_values())?;
     let token = parsed.token.ok_or_else(missing_values)?;
     if token.access_token.is_empty() || parsed.clientid.is_empty() {
@@ -104,7 +114,12 @@ mod tests {
 
     #[test]
     fn request_shape_keeps_resource_unencoded() {
-        let r = token_request(DEFAULT_NMI_ENDPOINT, "https://vault.azure.net/", "ns", "pod-0");
+        let r = token_request(
+            DEFAULT_NMI_ENDPOINT,
+            "https://vault.azure.net/",
+            "ns",
+            "pod-0",
+        );
         assert_eq!(
             r.url,
             "http://localhost:2579/host/token/?resource=https://vault.azure.net"
@@ -124,13 +139,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cid, "c1");
-        assert_eq!(t.expires_on, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert_eq!(
+            t.expires_on,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
         let (t, _) = parse_token(
             br#"{"token":{"access_token":"a","expires_on":1700000001},"clientid":"c1"}"#,
             now,
         )
         .unwrap();
-        assert_eq!(t.expires_on, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_001));
+        assert_eq!(
+            t.expires_on,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_001)
+        );
         let (t, _) = parse_token(
             br#"{"token":{"access_token":"a","expires_on":"soon"},"clientid":"c1"}"#,
             now,

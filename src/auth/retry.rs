@@ -77,7 +77,12 @@ pub(crate) async fn send_with_retry(
         match transport.send(build(), timeout).await {
             Ok(resp) if retryable(service, resp.status) => {
                 advised = resp.retry_after;
-                tracing::debug!(service = service.name(), status = resp.status, attempt, "token request will be retried");
+                tracing::debug!(
+                    service = service.name(),
+                    status = resp.status,
+                    attempt,
+                    "token request will be retried"
+                );
                 last = Some(Last::Status(resp.status, resp.retry_after));
             }
             Ok(resp) => return Ok(resp),

@@ -55,7 +55,9 @@ pub fn validate_proxy_url(url: &str) -> Result<(), String> {
     }
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(format!("token proxy URL {url:?} must not contain user info"));
+        return Err(format!(
+            "token proxy URL {url:?} must not contain user info"
+        ));
     }
     if authority.is_empty() {
         return Err(format!("token proxy URL {url:?} has no host"));

@@ -142,7 +142,10 @@ mod tests {
             endpoint_of("http://169.254.169.254/metadata/identity?x=1"),
             "http://169.254.169.254"
         );
-        assert_eq!(endpoint_of("http://localhost:2579"), "http://localhost:2579");
+        assert_eq!(
+            endpoint_of("http://localhost:2579"),
+            "http://localhost:2579"
+        );
     }
 
     #[test]
