@@ -4,11 +4,13 @@
 //! secrets, keys and certificates and returns them as files. See README.md.
 
 pub mod auth;
+pub mod cloud;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod keyvault;
 pub mod mount;
 pub mod secret;
 pub mod shutdown;
