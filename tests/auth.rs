@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::fake_azure::{FakeAzure, FakeResponse, Request};
+use rust_azure_provider::auth::proxy_transport::TokenProxyTransport;
 use rust_azure_provider::auth::{
-    ModeLabel, PodRef, RetryPolicy, TokenProvider, TokenProviderOptions, TokenRequest, TokenTarget,
+    ModeLabel, PodRef, RetryPolicy, TokenProvider, TokenProviderOptions, TokenProxy, TokenRequest,
+    TokenTarget,
 };
 use rust_azure_provider::error::ErrorClass;
 use rust_azure_provider::http::{HttpClient, HttpConfig};
@@ -483,4 +485,85 @@ async fn nmi_unreachable() {
         msg.ends_with("(is aad-pod-identity NMI running on this node, and does the provider run with hostNetwork: true?)"),
         "{msg}"
     );
+}
+
+#[tokio::test]
+async fn identity_binding_through_token_proxy_with_sni_and_ca() {
+    const SNI: &str = "a0123456789abcdefghijklmnopqrstuv.ests.aks";
+    let fake = FakeAzure::start_with_hosts(&[SNI]).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    // The fake routes by Host header: the token proxy keeps the proxy's authority there.
+    fake.route_fn("127.0.0.1", move |r| {
+        s.lock().unwrap().push(r.clone());
+        entra_ok(3599)
+    });
+    let proxy_url = format!("https://127.0.0.1:{}", fake.https_addr.port());
+    let transport = TokenProxyTransport::new(&proxy_url, SNI, fake.pki.ca_path(), "ua-test")
+        .expect("proxy transport");
+    let p = TokenProvider::new(
+        http(&fake, ""),
+        TokenProviderOptions {
+            token_proxy: Some(TokenProxy {
+                url: proxy_url.clone(),
+                sni_name: SNI.into(),
+                transport: Ok(Arc::new(transport)),
+            }),
+            ..Default::default()
+        },
+    );
+    let id = IdentityMode::AzureTokenProxy {
+        client_id: "ib-client".into(),
+        service_account_token: "binding-jwt".into(),
+    };
+    assert_eq!(token(&p, &id).await.unwrap(), "entra-token");
+    assert_eq!(token(&p, &id).await.unwrap(), "entra-token");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert!(r.tls);
+    assert_eq!(r.path, format!("/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(
+        r.host_header,
+        format!("127.0.0.1:{}", fake.https_addr.port())
+    );
+    assert_eq!(
+        form_value(r, "client_assertion").as_deref(),
+        Some("binding-jwt")
+    );
+    assert_eq!(form_value(r, "client_id").as_deref(), Some("ib-client"));
+    // Direct connection: the egress proxy is not used for the in-cluster token proxy.
+    assert!(fake.proxy.records().is_empty());
+}
+
+#[tokio::test]
+async fn identity_binding_with_wrong_sni_fails_tls() {
+    let fake = FakeAzure::start().await;
+    fake.route_fn("127.0.0.1", |_| entra_ok(3599));
+    let proxy_url = format!("https://127.0.0.1:{}", fake.https_addr.port());
+    let transport =
+        TokenProxyTransport::new(&proxy_url, "not-in-cert.ests.aks", fake.pki.ca_path(), "ua")
+            .expect("proxy transport");
+    let p = TokenProvider::new(
+        http(&fake, ""),
+        TokenProviderOptions {
+            token_proxy: Some(TokenProxy {
+                url: proxy_url,
+                sni_name: "not-in-cert.ests.aks".into(),
+                transport: Ok(Arc::new(transport)),
+            }),
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+            ..Default::default()
+        },
+    );
+    let id = IdentityMode::AzureTokenProxy {
+        client_id: "ib-client".into(),
+        service_account_token: "binding-jwt".into(),
+    };
+    let (class, msg) = token(&p, &id).await.unwrap_err();
+    assert_eq!(class, ErrorClass::Unavailable, "{msg}");
+    assert!(msg.contains("not valid for name \"not-in-cert.ests.aks\""), "{msg}");
 }

@@ -20,21 +20,26 @@ impl AuthTransport for HttpClient {
         request: AuthRequest,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<AuthResponse, TransportError>> {
-        Box::pin(send(self.client(), request, timeout))
+        Box::pin(send_with_host(self.client(), request, timeout, None))
     }
 }
 
-/// Sends `request` with a plain `reqwest::Client` (also used for the token-proxy transport).
-pub(crate) async fn send(
+/// Sends `request` with a plain `reqwest::Client` (also used for the token-proxy transport,
+/// which passes the `Host` header to keep).
+pub(crate) async fn send_with_host(
     client: &reqwest::Client,
     request: AuthRequest,
     timeout: Duration,
+    host: Option<(reqwest::header::HeaderName, HeaderValue)>,
 ) -> Result<AuthResponse, TransportError> {
     let method = match request.method {
         AuthMethod::Get => reqwest::Method::GET,
         AuthMethod::Post => reqwest::Method::POST,
     };
     let mut builder = client.request(method, &request.url).timeout(timeout);
+    if let Some((name, value)) = host {
+        builder = builder.header(name, value);
+    }
     for (name, value) in &request.headers {
         builder = builder.header(*name, value);
     }

@@ -50,6 +50,7 @@ pub mod error;
 pub mod http_transport;
 pub mod imds;
 pub mod pod_identity;
+pub mod proxy_transport;
 pub mod retry;
 pub mod token_proxy;
 pub mod transport;
