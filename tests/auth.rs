@@ -565,5 +565,8 @@ async fn identity_binding_with_wrong_sni_fails_tls() {
     };
     let (class, msg) = token(&p, &id).await.unwrap_err();
     assert_eq!(class, ErrorClass::Unavailable, "{msg}");
-    assert!(msg.contains("not valid for name \"not-in-cert.ests.aks\""), "{msg}");
+    assert!(
+        msg.contains("not valid for name \"not-in-cert.ests.aks\""),
+        "{msg}"
+    );
 }

@@ -200,7 +200,7 @@ pub(crate) fn error_summary(body: &[u8]) -> (String, String) {
 }
 
 /// Fix-it hint for common `AADSTS` codes.
-fn aadsts_hint(description: &str, assertion: bool) -> Option<&'static str> {
+fn aadsts_hint(description: &str) -> Option<&'static str> {
     let code = description
         .split(|c: char| !c.is_ascii_alphanumeric())
         .find(|w| w.starts_with("AADSTS"))?;
@@ -216,18 +216,12 @@ fn aadsts_hint(description: &str, assertion: bool) -> Option<&'static str> {
             "no matching federated identity credential: check its issuer (the cluster's OIDC issuer), subject (system:serviceaccount:<namespace>:<service account>) and audience"
         }
         "AADSTS700024" => "the service-account token has expired or is not yet valid",
-        _ if assertion => return None,
         _ => return None,
     })
 }
 
 /// Maps a non-2xx, non-retryable response to an error.
-pub(crate) fn map_error(
-    service: TokenService,
-    client_id: &str,
-    resp: &AuthResponse,
-    assertion: bool,
-) -> AuthError {
+pub(crate) fn map_error(service: TokenService, client_id: &str, resp: &AuthResponse) -> AuthError {
     let (code, description) = error_summary(resp.body.expose());
     let mut message = format!(
         "{} rejected the token request for client ID {client_id:?} (status {})",
@@ -240,7 +234,7 @@ pub(crate) fn map_error(
     if !description.is_empty() {
         message.push_str(&format!(": {description}"));
     }
-    if let Some(hint) = aadsts_hint(&description, assertion) {
+    if let Some(hint) = aadsts_hint(&description) {
         message.push_str(&format!("; {hint}"));
     }
     match resp.status {
@@ -355,7 +349,7 @@ mod tests {
                 br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.\r\nTrace ID: 1\r\nCorrelation ID: 2","error_codes":[7000215]}"#.to_vec(),
             ),
         };
-        let e = map_error(TokenService::EntraId, "cid", &resp, false);
+        let e = map_error(TokenService::EntraId, "cid", &resp);
         assert_eq!(e.class(), ErrorClass::Unauthenticated);
         assert_eq!(e.code(), "entra_id_rejected");
         let m = e.to_string();
@@ -373,7 +367,7 @@ mod tests {
             retry_after: None,
             body: SecretBytes::from(b"<html>bad</html>".to_vec()),
         };
-        let e = map_error(TokenService::EntraId, "cid", &resp, true);
+        let e = map_error(TokenService::EntraId, "cid", &resp);
         assert_eq!(
             e.to_string(),
             "Entra ID rejected the token request for client ID \"cid\" (status 400)"

@@ -373,7 +373,6 @@ impl TokenProvider {
                     &url,
                     &form,
                     client_id,
-                    false,
                     deadline,
                     None,
                 )
@@ -395,7 +394,6 @@ impl TokenProvider {
                     &url,
                     &form,
                     client_id,
-                    true,
                     deadline,
                     None,
                 )
@@ -419,7 +417,6 @@ impl TokenProvider {
                     &url,
                     &form,
                     client_id,
-                    true,
                     deadline,
                     Some(PROXY_UNREACHABLE_HINT),
                 )
@@ -489,7 +486,6 @@ impl TokenProvider {
         url: &str,
         form: &SecretString,
         client_id: &str,
-        assertion: bool,
         deadline: Instant,
         hint: Option<&'static str>,
     ) -> Result<AccessToken, AuthError> {
@@ -505,7 +501,7 @@ impl TokenProvider {
         if (200..300).contains(&resp.status) {
             entra::parse_token(service, resp.body.expose(), (self.options.clock)())
         } else {
-            Err(entra::map_error(service, client_id, &resp, assertion))
+            Err(entra::map_error(service, client_id, &resp))
         }
     }
 }
