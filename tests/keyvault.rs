@@ -1,7 +1,10 @@
 //! Key Vault client against the fake Key Vault over real HTTPS (generated CA) through the
 //! recording forward proxy.
 
-#![allow(clippy::expect_used, reason = "test helpers fail the test on setup errors")]
+#![allow(
+    clippy::expect_used,
+    reason = "test helpers fail the test on setup errors"
+)]
 
 mod common;
 
