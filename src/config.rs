@@ -202,6 +202,15 @@ pub struct ServeArgs {
     #[arg(long, env = "RUST_AZURE_PROVIDER_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
 
+    /// Proxy for every outbound request (Entra ID, IMDS, NMI, Key Vault); takes
+    /// precedence over HTTPS_PROXY/HTTP_PROXY, which are honoured when this is unset.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_OUTBOUND_PROXY")]
+    pub outbound_proxy: Option<String>,
+
+    /// Hosts that bypass --outbound-proxy (NO_PROXY syntax); NO_PROXY when unset.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_NO_PROXY")]
+    pub no_proxy: Option<String>,
+
     /// Appended to the User-Agent of every outbound request.
     #[arg(
         long,
@@ -287,6 +296,19 @@ impl ServeArgs {
                 flag: "mount-timeout",
                 reason: "must be between 1s and 115s (kubelet gives NodePublishVolume 2 minutes)"
                     .into(),
+            });
+        }
+        if crate::cloud::builtin_cloud(&self.cloud_name).is_none()
+            && !self
+                .cloud_name
+                .eq_ignore_ascii_case(crate::cloud::AZURE_STACK_CLOUD)
+        {
+            return Err(ConfigError::Invalid {
+                flag: "cloud-name",
+                reason: format!(
+                    "{:?} is not a known cloud; use AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud or AzureStackCloud",
+                    self.cloud_name
+                ),
             });
         }
         if self.max_concurrent_per_vault == 0 {

@@ -4,6 +4,7 @@
 //! secrets, keys and certificates and returns them as files. See README.md.
 
 pub mod admin;
+pub mod app;
 pub mod auth;
 pub mod cloud;
 pub mod commands;

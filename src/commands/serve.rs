@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use crate::config::ServeArgs;
 use crate::grpc::{self, ProviderService};
-use crate::mount::{MountOptions, Provider};
 
 /// Timeout of the `Version` call behind `/healthz` (the reference's default).
 const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -44,12 +43,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
 async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal()?;
     let args = &settings.args;
-    let provider = Provider::new(MountOptions {
-        default_cloud: args.cloud_name.clone(),
-        construct_pem_chain: args.construct_pem_chain,
-        write_cert_and_key_in_separate_files: args.write_cert_and_key_in_separate_files,
-    });
     let metrics = crate::metrics::Metrics::new();
+    let provider = crate::app::build_provider(&settings, metrics.clone())?;
     let service = ProviderService::new(provider, metrics.clone(), args.max_response_bytes);
     let health = crate::admin::bind(args.health_addr)
         .await

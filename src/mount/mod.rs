@@ -1,14 +1,25 @@
 //! One Mount: decoded request -> parameters -> credential -> fetch -> render ->
 //! files and object versions. No tonic types here.
 
+mod fetch;
 pub mod files;
 pub mod params;
 pub mod request;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::auth::{AuthError, PodRef, TokenProvider, TokenRequest, TokenTarget};
+use crate::cloud::{self, CloudError};
 use crate::error::ErrorClass;
+use crate::keyvault::{KeyVaultClient, KeyVaultError};
+use crate::metrics::Metrics;
+use crate::render::{RenderError, RenderOptions};
 use crate::secret::SecretBytes;
+use params::WarningKind;
 
 pub use request::{MountInput, RequestError};
 
@@ -53,11 +64,45 @@ pub enum MountError {
     /// Output paths are invalid.
     #[error(transparent)]
     Files(#[from] files::FilesError),
-    /// The Key Vault fetch is not available in this build.
+    /// The cloud cannot be resolved.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// No token could be obtained.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A Key Vault request failed.
+    #[error(transparent)]
+    KeyVault(#[from] KeyVaultError),
+    /// Stored content cannot be rendered as requested.
+    #[error("{object}: {source}")]
+    Render {
+        /// `<type>/<name>[@version]`.
+        object: String,
+        /// Cause.
+        #[source]
+        source: RenderError,
+    },
+    /// Version history asked to start at a version that does not exist or is disabled.
     #[error(
-        "fetching from Key Vault is not implemented in this build of rust-azure-provider; the SecretProviderClass is valid"
+        "{object}: objectVersion is not an enabled version of this object, so its version history cannot start there; check objectVersion or enable the version in Key Vault"
     )]
-    FetchUnavailable,
+    HistoryStartNotFound {
+        /// `<type>/<name>@<version>`.
+        object: String,
+    },
+    /// Key Vault answered without a field we need.
+    #[error("{object}: malformed Key Vault response: {what}")]
+    MalformedResponse {
+        /// `<type>/<name>[@version]`.
+        object: String,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The Mount budget ran out.
+    #[error(
+        "mount did not finish within {0:?} (--mount-timeout); Key Vault or Entra ID is slow or throttling, see the provider logs"
+    )]
+    Deadline(Duration),
     /// The provider is shutting down.
     #[error("rust-azure-provider is shutting down; the driver retries on the restarted provider")]
     Draining,
@@ -69,8 +114,14 @@ impl MountError {
         match self {
             Self::Request(_) => ErrorClass::InvalidArgument,
             Self::Params(e) => e.class(),
-            Self::Files(_) => ErrorClass::InvalidArgument,
-            Self::FetchUnavailable => ErrorClass::Internal,
+            Self::Files(e) => e.class(),
+            Self::Cloud(e) => e.class(),
+            Self::Auth(e) => e.class(),
+            Self::KeyVault(e) => e.class(),
+            Self::Render { source, .. } => source.class(),
+            Self::HistoryStartNotFound { .. } => ErrorClass::NotFound,
+            Self::MalformedResponse { .. } => ErrorClass::Internal,
+            Self::Deadline(_) => ErrorClass::DeadlineExceeded,
             Self::Draining => ErrorClass::Unavailable,
         }
     }
@@ -80,8 +131,14 @@ impl MountError {
         match self {
             Self::Request(_) => "request_invalid",
             Self::Params(e) => e.code(),
-            Self::Files(_) => "path_invalid",
-            Self::FetchUnavailable => "fetch_unavailable",
+            Self::Files(e) => e.code(),
+            Self::Cloud(e) => e.code(),
+            Self::Auth(e) => e.code(),
+            Self::KeyVault(e) => e.code(),
+            Self::Render { source, .. } => source.code(),
+            Self::HistoryStartNotFound { .. } => "history_start_not_found",
+            Self::MalformedResponse { .. } => "keyvault_malformed",
+            Self::Deadline(_) => "mount_deadline",
             Self::Draining => "draining",
         }
     }
@@ -99,15 +156,56 @@ pub struct MountOptions {
 }
 
 /// Executes Mounts; shared by every connection.
-#[derive(Debug)]
 pub struct Provider {
     options: MountOptions,
+    mount_timeout: Duration,
+    tokens: TokenProvider,
+    keyvault: KeyVaultClient,
+    metrics: Arc<Metrics>,
+    /// The provider's own `AZURE_ENVIRONMENT_FILEPATH` (read once; never set).
+    process_cloud_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("options", &self.options)
+            .field("mount_timeout", &self.mount_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a [`Provider`] is built from.
+#[expect(
+    missing_debug_implementations,
+    reason = "holds the token provider, which has no Debug"
+)]
+pub struct ProviderParts {
+    /// Per-Mount options.
+    pub options: MountOptions,
+    /// Total budget of one Mount.
+    pub mount_timeout: Duration,
+    /// Token acquisition and cache.
+    pub tokens: TokenProvider,
+    /// Key Vault client.
+    pub keyvault: KeyVaultClient,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The provider's own `AZURE_ENVIRONMENT_FILEPATH`.
+    pub process_cloud_file: Option<PathBuf>,
 }
 
 impl Provider {
-    /// A provider with the given options.
-    pub fn new(options: MountOptions) -> Arc<Self> {
-        Arc::new(Self { options })
+    /// A provider from its parts.
+    pub fn new(parts: ProviderParts) -> Arc<Self> {
+        Arc::new(Self {
+            options: parts.options,
+            mount_timeout: parts.mount_timeout,
+            tokens: parts.tokens,
+            keyvault: parts.keyvault,
+            metrics: parts.metrics,
+            process_cloud_file: parts.process_cloud_file,
+        })
     }
 
     /// The options this provider runs with.
@@ -115,16 +213,133 @@ impl Provider {
         &self.options
     }
 
-    /// Performs one Mount.
+    /// The token provider (statistics for benchmarks and metrics).
+    pub fn tokens(&self) -> &TokenProvider {
+        &self.tokens
+    }
+
+    /// The Key Vault client (statistics for benchmarks and metrics).
+    pub fn keyvault(&self) -> &KeyVaultClient {
+        &self.keyvault
+    }
+
+    /// Performs one Mount within `--mount-timeout`.
     ///
     /// # Errors
     /// Any [`MountError`]; nothing partial is returned.
     pub async fn mount(&self, input: MountInput) -> Result<MountOutput, MountError> {
-        let parsed = params::parse_params(&input, &self.options)?;
-        for warning in &parsed.warnings {
-            tracing::warn!(parameter = %warning.key, hint = %warning.hint(), "unknown parameter ignored");
+        let deadline = Instant::now() + self.mount_timeout;
+        match tokio::time::timeout_at(deadline, self.mount_inner(input, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(MountError::Deadline(self.mount_timeout)),
         }
-        tracing::debug!(objects = parsed.params.objects.len(), "parameters valid");
-        Err(MountError::FetchUnavailable)
+    }
+
+    async fn mount_inner(
+        &self,
+        input: MountInput,
+        deadline: Instant,
+    ) -> Result<MountOutput, MountError> {
+        let parsed = params::parse_params(&input, &self.options)?;
+        for w in &parsed.warnings {
+            match &w.kind {
+                WarningKind::Deprecated { .. } => {
+                    tracing::info!(parameter = %w.key, hint = %w.hint(), "deprecated parameter");
+                }
+                WarningKind::IgnoredInMode { .. } => {
+                    tracing::warn!(parameter = %w.key, hint = %w.hint(), "parameter ignored");
+                }
+                WarningKind::UnknownKey | WarningKind::UnknownObjectsKey => {
+                    self.metrics.unknown_parameter(if w.object_index.is_some() {
+                        "object_field"
+                    } else {
+                        "parameter"
+                    });
+                    tracing::warn!(parameter = %w.key, object_index = ?w.object_index, hint = %w.hint(), "unknown parameter ignored");
+                }
+            }
+        }
+        let p = parsed.params;
+        let split = self.options.write_cert_and_key_in_separate_files;
+        // Paths that exist whatever Key Vault returns are checked before any network I/O.
+        let plan = files::plan_paths(&p.objects, split);
+        files::check_paths(files::with_specs(
+            plan.iter().filter(|f| f.is_certain()),
+            &p.objects,
+        ))?;
+
+        let cloud = cloud::resolve_cloud(
+            &p.cloud_name,
+            p.cloud_env_file_name.as_deref().map(std::path::Path::new),
+            self.process_cloud_file.clone(),
+        )?;
+        let vault_url = cloud.vault_url(&p.keyvault_name);
+        let target = TokenTarget {
+            authority_host: cloud.authority_host.clone(),
+            tenant_id: p.tenant_id.clone(),
+            resource: cloud.keyvault_resource.clone(),
+        };
+        let token = self
+            .tokens
+            .token(
+                &TokenRequest {
+                    identity: &p.identity,
+                    target: &target,
+                    pod: PodRef {
+                        namespace: &p.pod_namespace,
+                        name: &p.pod_name,
+                        uid: &p.pod_uid,
+                    },
+                },
+                deadline,
+            )
+            .await?;
+
+        let render = RenderOptions {
+            construct_pem_chain: self.options.construct_pem_chain,
+            write_cert_and_key_in_separate_files: split,
+        };
+        let ctx = fetch::FetchContext {
+            keyvault: &self.keyvault,
+            vault_url: &vault_url,
+            token: &token.token,
+            deadline,
+            render: &render,
+            default_mode: p.default_mode,
+        };
+        // All objects at once (the reference fetches them one after another);
+        // the first failure cancels the rest, and output keeps SPC order.
+        let per_object = futures::future::try_join_all(p.objects.iter().map(|spec| {
+            let ctx = &ctx;
+            async move {
+                let started = std::time::Instant::now();
+                let result = fetch::fetch_object(ctx, spec).await;
+                let code = match &result {
+                    Ok(_) => "",
+                    Err(e) => e.code(),
+                };
+                self.metrics
+                    .keyvault_request(spec.object_type.as_str(), code, started.elapsed());
+                result
+            }
+        }))
+        .await?;
+
+        let mut out = MountOutput::default();
+        let mut owners = Vec::new();
+        for (spec, emitted) in p.objects.iter().zip(per_object) {
+            for e in emitted {
+                owners.push(spec);
+                out.files.push(e.file);
+                out.object_versions.push(e.version);
+            }
+        }
+        files::check_paths(
+            out.files
+                .iter()
+                .zip(owners)
+                .map(|(f, spec)| (f.path.as_str(), spec)),
+        )?;
+        Ok(out)
     }
 }

@@ -7,23 +7,21 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rust_azure_provider::grpc::{self, ProviderService, ServeError};
-use rust_azure_provider::mount::{MountOptions, Provider};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// The service with default options and the driver's 4 MiB response limit.
+/// The service as `serve` builds it (default flags) with the driver's 4 MiB response limit.
 pub(crate) fn provider_service() -> ProviderService {
-    ProviderService::new(
-        Provider::new(MountOptions {
-            default_cloud: "AzurePublicCloud".to_owned(),
-            construct_pem_chain: true,
-            write_cert_and_key_in_separate_files: false,
-        }),
-        rust_azure_provider::metrics::Metrics::new(),
-        4 << 20,
-    )
+    use clap::Parser;
+    let cli = rust_azure_provider::config::Cli::try_parse_from(["rust-azure-provider"])
+        .expect("default flags parse");
+    let settings = cli.serve.validate().expect("default flags are valid");
+    let metrics = rust_azure_provider::metrics::Metrics::new();
+    let provider = rust_azure_provider::app::build_provider(&settings, metrics.clone())
+        .expect("provider builds");
+    ProviderService::new(provider, metrics, 4 << 20)
 }
 
 /// A running in-process server.

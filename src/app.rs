@@ -1,0 +1,79 @@
+//! Wiring: builds the shared outbound client, token provider, Key Vault client
+//! and the Mount [`Provider`] from validated settings.
+
+use std::sync::Arc;
+
+use crate::auth::proxy_transport::TokenProxyTransport;
+use crate::auth::token_proxy::{SERVICE_ACCOUNT_CA_PATH, TokenProxy};
+use crate::auth::{AuthTransport, TokenProvider, TokenProviderOptions};
+use crate::config::Settings;
+use crate::http::{HttpClient, HttpConfig, HttpError};
+use crate::keyvault::{KeyVaultClient, RetryPolicy};
+use crate::metrics::Metrics;
+use crate::mount::{MountOptions, Provider, ProviderParts};
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The outbound HTTP client cannot be built (for example an unreadable --ca-bundle).
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// Builds the provider for `settings`.
+///
+/// # Errors
+/// [`StartupError`] when the outbound client cannot be built.
+pub fn build_provider(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Provider>, StartupError> {
+    let args = &settings.args;
+    let http = HttpClient::new(&HttpConfig {
+        ca_bundle: args.ca_bundle.clone(),
+        user_agent_suffix: args.custom_user_agent.clone(),
+        proxy_override: args.outbound_proxy.clone(),
+        no_proxy: args.no_proxy.clone(),
+        ..HttpConfig::default()
+    })?;
+    let user_agent = http.user_agent().to_owned();
+    // A proxy transport that cannot be built is reported only by Mounts that
+    // use identity binding (as the reference does), never at start-up.
+    let proxy_transport = TokenProxyTransport::new(
+        &args.token_proxy_url,
+        &args.sni_name,
+        SERVICE_ACCOUNT_CA_PATH,
+        &user_agent,
+    )
+    .map(|t| Arc::new(t) as Arc<dyn AuthTransport>);
+    let tokens = TokenProvider::new(
+        Arc::new(http.clone()),
+        TokenProviderOptions {
+            token_proxy: Some(TokenProxy {
+                url: args.token_proxy_url.clone(),
+                sni_name: args.sni_name.clone(),
+                transport: proxy_transport,
+            }),
+            ..TokenProviderOptions::default()
+        },
+    );
+    let keyvault = KeyVaultClient::new(
+        http,
+        RetryPolicy {
+            max_concurrent_per_vault: args.max_concurrent_per_vault,
+            ..RetryPolicy::default()
+        },
+    );
+    Ok(Provider::new(ProviderParts {
+        options: MountOptions {
+            default_cloud: args.cloud_name.clone(),
+            construct_pem_chain: args.construct_pem_chain,
+            write_cert_and_key_in_separate_files: args.write_cert_and_key_in_separate_files,
+        },
+        mount_timeout: args.mount_timeout,
+        tokens,
+        keyvault,
+        metrics,
+        process_cloud_file: crate::cloud::process_env_cloud_file(),
+    }))
+}
