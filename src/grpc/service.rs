@@ -63,7 +63,7 @@ fn too_large(resp: &pb::MountResponse, size: usize, limit: usize) -> Status {
         .iter()
         .map(|f| (f.path.as_str(), f.contents.len()))
         .collect();
-    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    sizes.sort_by_key(|s| std::cmp::Reverse(s.1));
     let largest: Vec<String> = sizes
         .iter()
         .take(3)
