@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Cross-language interop tests of the shipped binary: the Secrets Store CSI
+# Driver's own Go client code (v1.6.0 and v1.5.x) and Python grpcio/grpcurl.
+# Fails loudly when Go, the Go modules or the Python packages cannot be had.
+# See tests/interop/README.md.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+die() {
+  echo "interop: error: $*" >&2
+  exit 1
+}
+
+echo "== interop: cargo build --locked"
+cargo build --locked || die "cargo build failed"
+export RUST_AZURE_PROVIDER_BIN="$ROOT/target/debug/rust-azure-provider"
+[ -x "$RUST_AZURE_PROVIDER_BIN" ] || die "$RUST_AZURE_PROVIDER_BIN was not built"
+
+command -v go >/dev/null 2>&1 || die "go is not installed (needed for the driver-client interop tests; Go >= 1.25)"
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON is not installed (needed for the grpcio interop tests; Python >= 3.11)"
+
+failed=()
+
+run_go() {
+  local label=$1
+  shift
+  echo "== interop: go test ($label)"
+  local start=$SECONDS
+  if (cd "$ROOT/tests/interop/go" && go test -count=1 -v "$@" ./...); then
+    echo "== interop: go test ($label) passed in $((SECONDS - start))s"
+  else
+    echo "== interop: go test ($label) FAILED after $((SECONDS - start))s" >&2
+    failed+=("go test ($label)")
+  fi
+}
+
+run_go "driver v1.6.0, go.mod"
+run_go "driver v1.5.x, go.v15.mod" -modfile=go.v15.mod
+
+echo "== interop: python venv"
+VENV="$ROOT/target/interop-venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV" || die "cannot create $VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/interop/python/requirements.txt \
+  || die "pip install -r tests/interop/python/requirements.txt failed"
+
+echo "== interop: pytest"
+if (cd "$ROOT/tests/interop/python" && "$VENV/bin/python" -m pytest -p no:cacheprovider -v -rfE); then
+  :
+else
+  failed+=("pytest")
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "interop: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "interop: all passed"
