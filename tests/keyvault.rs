@@ -655,3 +655,58 @@ async fn env_proxy_child() {
         .expect("direct via NO_PROXY");
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn identical_concurrent_gets_are_coalesced_per_token() {
+    let (fake, kv) = setup().await;
+    fake.keyvault.grant(VAULT, "other-token", Access::All);
+    fake.keyvault.add_secret(
+        VAULT,
+        "shared",
+        "0123456789abcdef0123456789abcdef",
+        "same-value",
+        1_000,
+    );
+    // The first request is held for a while so the others arrive during it.
+    fake.keyvault.push_fault(
+        Some("/secrets/shared"),
+        FakeResponse::json(
+            200,
+            r#"{"value":"same-value","id":"https://myk8skv.vault.azure.net/secrets/shared/0123456789abcdef0123456789abcdef"}"#,
+        )
+        .with_delay(Duration::from_millis(400)),
+    );
+    let same: Vec<_> = (0..10)
+        .map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                kv.get_secret(VAULT_URL, "shared", None, &token(), deadline(10))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = kv
+        .get_secret(
+            VAULT_URL,
+            "shared",
+            None,
+            &SecretString::from("other-token"),
+            deadline(10),
+        )
+        .await
+        .expect("other token");
+    assert_eq!(other.value.expose(), "same-value");
+    for h in same {
+        let b = h.await.unwrap().expect("coalesced get");
+        assert_eq!(b.value.expose(), "same-value");
+    }
+    // Ten identical requests made one GET; the other token made its own.
+    assert_eq!(fake.requests_to("myk8skv.vault.azure.net").len(), 2);
+    assert_eq!(kv.stats().snapshot().coalesced, 9);
+    // Nothing stays in flight: a later request goes to Key Vault again.
+    kv.get_secret(VAULT_URL, "shared", None, &token(), deadline(10))
+        .await
+        .expect("later get");
+    assert_eq!(fake.requests_to("myk8skv.vault.azure.net").len(), 3);
+}

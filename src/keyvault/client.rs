@@ -2,6 +2,9 @@
 //! backoff inside the Mount deadline, per-vault concurrency limits, bounded response bodies and
 //! error classification.
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +97,8 @@ pub struct KeyVaultStats {
     pub throttle_gate_waits: AtomicU64,
     /// Calls failed because the next wait would pass the deadline.
     pub budget_exhausted: AtomicU64,
+    /// GETs that joined an identical request already in flight instead of sending their own.
+    pub coalesced: AtomicU64,
 }
 
 /// A copy of [`KeyVaultStats`] at one moment.
@@ -109,6 +114,8 @@ pub struct KeyVaultStatsSnapshot {
     pub throttle_gate_waits: u64,
     /// Calls failed because the next wait would pass the deadline.
     pub budget_exhausted: u64,
+    /// GETs that joined an identical request in flight.
+    pub coalesced: u64,
 }
 
 impl KeyVaultStats {
@@ -120,6 +127,7 @@ impl KeyVaultStats {
             throttled_responses: self.throttled_responses.load(Ordering::Relaxed),
             throttle_gate_waits: self.throttle_gate_waits.load(Ordering::Relaxed),
             budget_exhausted: self.budget_exhausted.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
         }
     }
 }
@@ -151,6 +159,14 @@ impl HostState {
     }
 }
 
+/// A GET in flight, shared by every identical request that arrives meanwhile.
+type InflightGet = Shared<BoxFuture<'static, Result<SecretBytes, KeyVaultError>>>;
+
+/// Identical GETs: same URL (vault, collection, name, version) and the same
+/// access token. Keying by the token's digest keeps Key Vault's authorization
+/// per principal: a request only joins one made with its own token.
+type InflightKey = (String, [u8; 32]);
+
 /// Key Vault REST client. Cheap to clone; clones share pools, limits, gates and counters.
 #[derive(Clone)]
 pub struct KeyVaultClient {
@@ -158,6 +174,7 @@ pub struct KeyVaultClient {
     retry: RetryPolicy,
     hosts: Arc<Mutex<HashMap<String, Arc<HostState>>>>,
     stats: Arc<KeyVaultStats>,
+    inflight: Arc<Mutex<HashMap<InflightKey, InflightGet>>>,
 }
 
 impl fmt::Debug for KeyVaultClient {
@@ -199,6 +216,7 @@ impl KeyVaultClient {
             retry,
             hosts: Arc::new(Mutex::new(HashMap::new())),
             stats: Arc::new(KeyVaultStats::default()),
+            inflight: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -323,7 +341,44 @@ impl KeyVaultClient {
     ) -> Result<SecretBytes, KeyVaultError> {
         let url = object_url(vault_url, obj.kind, &obj.name, obj.version.as_deref())
             .map_err(|k| obj.err(k))?;
-        self.execute(obj, &url, token, deadline).await
+        // Concurrent Mounts of one workload ask for the same objects at the same
+        // time (replicas starting together, republish waves): send one GET.
+        // The joined request runs under the first caller's deadline.
+        let key: InflightKey = (
+            url.as_str().to_owned(),
+            Sha256::digest(token.expose().as_bytes()).into(),
+        );
+        let shared = {
+            let mut inflight = match self.inflight.lock() {
+                Ok(m) => m,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            // An entry whose every waiter was cancelled (only the map holds it)
+            // is replaced, so nobody inherits a dead caller's deadline.
+            if let Some(existing) = inflight.get(&key).filter(|f| f.strong_count() != Some(1)) {
+                bump(&self.stats.coalesced);
+                existing.clone()
+            } else {
+                let this = self.clone();
+                let obj = obj.clone();
+                let token = token.clone();
+                let fut: InflightGet =
+                    async move { this.execute(&obj, &url, &token, deadline).await }
+                        .boxed()
+                        .shared();
+                inflight.insert(key.clone(), fut.clone());
+                fut
+            }
+        };
+        let result = shared.clone().await;
+        let mut inflight = match self.inflight.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if inflight.get(&key).is_some_and(|f| f.ptr_eq(&shared)) {
+            inflight.remove(&key);
+        }
+        result
     }
 
     fn host_state(&self, host: &str) -> Arc<HostState> {
@@ -465,9 +520,10 @@ fn transport_outcome(e: reqwest::Error) -> Attempt {
         let failure = classify_transport_error(&e);
         match failure {
             // Neither a bad certificate nor a non-existent host fixes itself within a Mount.
-            TransportFailure::Tls => {
-                Attempt::Fail(KeyVaultErrorKind::Unreachable { failure, source: e })
-            }
+            TransportFailure::Tls => Attempt::Fail(KeyVaultErrorKind::Unreachable {
+                failure,
+                source: Arc::new(e),
+            }),
             TransportFailure::Dns if is_nxdomain(&e) => {
                 Attempt::Fail(KeyVaultErrorKind::VaultNotFound)
             }
@@ -675,7 +731,10 @@ fn final_failure(last: Failure, attempts: u32, next_wait: Option<Duration>) -> K
                 advised_wait: Some(wait),
                 last: Some("attempt timed out".to_owned()),
             },
-            _ => KeyVaultErrorKind::Unreachable { failure, source },
+            _ => KeyVaultErrorKind::Unreachable {
+                failure,
+                source: Arc::new(source),
+            },
         },
     }
 }

@@ -109,7 +109,7 @@ impl fmt::Display for ObjectRef {
 }
 
 /// What went wrong in a Key Vault call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum KeyVaultErrorKind {
     /// Key Vault answered with a non-retryable error status.
     #[error("Key Vault returned {status}")]
@@ -158,7 +158,7 @@ pub enum KeyVaultErrorKind {
         failure: TransportFailure,
         /// The transport error.
         #[source]
-        source: reqwest::Error,
+        source: std::sync::Arc<reqwest::Error>,
     },
     /// The vault host name does not exist (NXDOMAIN).
     #[error("vault host does not resolve")]
@@ -214,13 +214,14 @@ fn status_class(status: u16) -> ErrorClass {
         404 => ErrorClass::NotFound,
         408 => ErrorClass::DeadlineExceeded,
         429 => ErrorClass::ResourceExhausted,
-        502..=504 => ErrorClass::Unavailable,
+        // A 5xx that survived our retries reached the service: not Unavailable,
+        // which would make the driver re-issue the Mount at once (protocol.md §3.1).
         _ => ErrorClass::Internal,
     }
 }
 
 /// A failed Key Vault call, with the object it was about.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct KeyVaultError {
     /// The object.
     pub object: ObjectRef,
