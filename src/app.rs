@@ -64,7 +64,7 @@ pub fn build_provider(
             ..RetryPolicy::default()
         },
     );
-    Ok(Provider::new(ProviderParts {
+    let provider = Provider::new(ProviderParts {
         options: MountOptions {
             default_cloud: args.cloud_name.clone(),
             construct_pem_chain: args.construct_pem_chain,
@@ -73,7 +73,10 @@ pub fn build_provider(
         mount_timeout: args.mount_timeout,
         tokens,
         keyvault,
-        metrics,
+        metrics: metrics.clone(),
         process_cloud_file: crate::cloud::process_env_cloud_file(),
-    }))
+    });
+    let weak = Arc::downgrade(&provider);
+    metrics.attach(weak);
+    Ok(provider)
 }

@@ -5,8 +5,13 @@
 //! buckets so existing dashboards keep working; everything else is prefixed
 //! `rust_azure_provider_`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -50,29 +55,6 @@ pub struct GrpcLabels {
     pub os_type: &'static str,
 }
 
-/// Labels of token request counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TokenLabels {
-    /// Identity mode code.
-    pub mode: &'static str,
-    /// `ok` or a bounded error code.
-    pub result: &'static str,
-}
-
-/// Labels naming a remote endpoint class.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EndpointLabels {
-    /// `keyvault`, `entra_id`, `imds`, `nmi`, `token_proxy`.
-    pub endpoint: &'static str,
-}
-
-/// Labels of cache counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CacheLabels {
-    /// `token` or `object`.
-    pub cache: &'static str,
-}
-
 /// Labels of the unknown-parameter counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WarningLabels {
@@ -86,20 +68,68 @@ fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
+/// One counter value read from a component's own statistics at scrape time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatSample {
+    /// Metric name without the `rust_azure_provider_` prefix and `_total` suffix.
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Bounded labels.
+    pub labels: Vec<(&'static str, &'static str)>,
+    /// Current value.
+    pub value: u64,
+}
+
+/// Components whose counters live in their own atomics (token cache, Key Vault client).
+pub trait StatsSource: Send + Sync + 'static {
+    /// Current values; samples of one name must be adjacent.
+    fn samples(&self) -> Vec<StatSample>;
+}
+
+/// Reads the attached [`StatsSource`] on every scrape.
+#[derive(Default)]
+struct StatsCollector {
+    source: Arc<OnceLock<Weak<dyn StatsSource>>>,
+}
+
+impl std::fmt::Debug for StatsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatsCollector")
+    }
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(source) = self.source.get().and_then(Weak::upgrade) else {
+            return Ok(());
+        };
+        let samples = source.samples();
+        let mut i = 0;
+        while i < samples.len() {
+            let name = samples[i].name;
+            let full = format!("rust_azure_provider_{name}");
+            let mut family =
+                encoder.encode_descriptor(&full, samples[i].help, None, MetricType::Counter)?;
+            while i < samples.len() && samples[i].name == name {
+                let s = &samples[i];
+                ConstCounter::new(s.value).encode(family.encode_family(&s.labels)?)?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every metric of the process.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     keyvault_request: HistogramFamily<KeyVaultLabels>,
     grpc_request: HistogramFamily<GrpcLabels>,
-    token_requests: Family<TokenLabels, Counter>,
-    cache_hits: Family<CacheLabels, Counter>,
-    cache_misses: Family<CacheLabels, Counter>,
-    coalesced: Family<CacheLabels, Counter>,
-    retries: Family<EndpointLabels, Counter>,
-    throttled: Family<EndpointLabels, Counter>,
     unknown_parameters: Family<WarningLabels, Counter>,
     mounts_in_flight: Gauge,
+    stats_source: Arc<OnceLock<Weak<dyn StatsSource>>>,
 }
 
 impl Metrics {
@@ -119,31 +149,11 @@ impl Metrics {
             "Duration of gRPC requests in seconds",
             grpc_request.clone(),
         );
+        let stats_source: Arc<OnceLock<Weak<dyn StatsSource>>> = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(StatsCollector {
+            source: stats_source.clone(),
+        }));
         let sub = registry.sub_registry_with_prefix("rust_azure_provider");
-        let token_requests = Family::<TokenLabels, Counter>::default();
-        sub.register(
-            "token_requests",
-            "Token requests sent to Entra ID, IMDS, NMI or the token proxy",
-            token_requests.clone(),
-        );
-        let cache_hits = Family::<CacheLabels, Counter>::default();
-        sub.register("cache_hits", "Cache hits", cache_hits.clone());
-        let cache_misses = Family::<CacheLabels, Counter>::default();
-        sub.register("cache_misses", "Cache misses", cache_misses.clone());
-        let coalesced = Family::<CacheLabels, Counter>::default();
-        sub.register(
-            "coalesced_waits",
-            "Lookups that waited for an identical in-flight request",
-            coalesced.clone(),
-        );
-        let retries = Family::<EndpointLabels, Counter>::default();
-        sub.register("retries", "Retried outbound requests", retries.clone());
-        let throttled = Family::<EndpointLabels, Counter>::default();
-        sub.register(
-            "throttled",
-            "429 responses from remote services",
-            throttled.clone(),
-        );
         let unknown_parameters = Family::<WarningLabels, Counter>::default();
         sub.register(
             "unknown_parameters",
@@ -160,14 +170,9 @@ impl Metrics {
             registry,
             keyvault_request,
             grpc_request,
-            token_requests,
-            cache_hits,
-            cache_misses,
-            coalesced,
-            retries,
-            throttled,
             unknown_parameters,
             mounts_in_flight,
+            stats_source,
         })
     }
 
@@ -195,42 +200,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts one token request.
-    pub fn token_request(&self, mode: &'static str, result: &'static str) {
-        self.token_requests
-            .get_or_create(&TokenLabels { mode, result })
-            .inc();
-    }
-
-    /// Counts a cache hit.
-    pub fn cache_hit(&self, cache: &'static str) {
-        self.cache_hits.get_or_create(&CacheLabels { cache }).inc();
-    }
-
-    /// Counts a cache miss.
-    pub fn cache_miss(&self, cache: &'static str) {
-        self.cache_misses
-            .get_or_create(&CacheLabels { cache })
-            .inc();
-    }
-
-    /// Counts a coalesced wait.
-    pub fn coalesced_wait(&self, cache: &'static str) {
-        self.coalesced.get_or_create(&CacheLabels { cache }).inc();
-    }
-
-    /// Counts a retry.
-    pub fn retry(&self, endpoint: &'static str) {
-        self.retries
-            .get_or_create(&EndpointLabels { endpoint })
-            .inc();
-    }
-
-    /// Counts a 429.
-    pub fn throttled(&self, endpoint: &'static str) {
-        self.throttled
-            .get_or_create(&EndpointLabels { endpoint })
-            .inc();
+    /// Attaches the component statistics read at scrape time (once; later calls are ignored).
+    pub fn attach(&self, source: Weak<dyn StatsSource>) {
+        let _ = self.stats_source.set(source);
     }
 
     /// Counts an ignored unknown parameter.
@@ -280,7 +252,33 @@ mod tests {
             "OK",
             Duration::from_millis(50),
         );
-        m.token_request("workload_identity", "ok");
+        struct Fixed;
+        impl StatsSource for Fixed {
+            fn samples(&self) -> Vec<StatSample> {
+                vec![
+                    StatSample {
+                        name: "token_requests",
+                        help: "Token requests",
+                        labels: vec![("mode", "workload_identity"), ("result", "ok")],
+                        value: 1,
+                    },
+                    StatSample {
+                        name: "token_requests",
+                        help: "Token requests",
+                        labels: vec![("mode", "imds"), ("result", "ok")],
+                        value: 2,
+                    },
+                    StatSample {
+                        name: "keyvault_retries",
+                        help: "Retries",
+                        labels: vec![],
+                        value: 3,
+                    },
+                ]
+            }
+        }
+        let source: Arc<dyn StatsSource> = Arc::new(Fixed);
+        m.attach(Arc::downgrade(&source));
         {
             let _g = m.mount_started();
             assert!(
@@ -296,6 +294,16 @@ mod tests {
         assert!(text.contains("grpc_method=\"/v1alpha1.CSIDriverProvider/Mount\""));
         assert!(text.contains("provider=\"rust-azure\""));
         assert!(text.contains("rust_azure_provider_token_requests_total{mode=\"workload_identity\",result=\"ok\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "rust_azure_provider_token_requests_total{mode=\"imds\",result=\"ok\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("rust_azure_provider_keyvault_retries_total 3"),
+            "{text}"
+        );
         assert!(text.contains("rust_azure_provider_mounts_in_flight 0"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -343,3 +343,90 @@ impl Provider {
         Ok(out)
     }
 }
+
+/// Reads one counter of a mode's token statistics.
+type ModeStatField = fn(&crate::auth::ModeStats) -> u64;
+
+impl crate::metrics::StatsSource for Provider {
+    fn samples(&self) -> Vec<crate::metrics::StatSample> {
+        use crate::auth::ModeLabel;
+        use crate::metrics::StatSample;
+        let modes: Vec<_> = ModeLabel::ALL
+            .iter()
+            .map(|m| (m.as_str(), self.tokens.stats(*m)))
+            .collect();
+        let mut out = Vec::new();
+        for (mode, s) in &modes {
+            for (result, value) in [("ok", s.requests_ok), ("error", s.requests_err)] {
+                out.push(StatSample {
+                    name: "token_requests",
+                    help: "Token requests sent to Entra ID, IMDS, NMI or the token proxy",
+                    labels: vec![("mode", mode), ("result", result)],
+                    value,
+                });
+            }
+        }
+        let per_mode: [(&str, &str, ModeStatField); 3] = [
+            ("token_cache_hits", "Tokens served from the cache", |s| {
+                s.hits
+            }),
+            (
+                "token_cache_misses",
+                "Token lookups that had to fetch",
+                |s| s.misses,
+            ),
+            (
+                "token_coalesced_waits",
+                "Token lookups that waited for an identical request in flight",
+                |s| s.coalesced,
+            ),
+        ];
+        for (name, help, get) in per_mode {
+            for (mode, s) in &modes {
+                out.push(StatSample {
+                    name,
+                    help,
+                    labels: vec![("mode", mode)],
+                    value: get(s),
+                });
+            }
+        }
+        let kv = self.keyvault.stats().snapshot();
+        for (name, help, value) in [
+            (
+                "keyvault_attempts",
+                "HTTP requests sent to Key Vault",
+                kv.attempts,
+            ),
+            ("keyvault_retries", "Key Vault requests retried", kv.retries),
+            (
+                "keyvault_throttled",
+                "429 responses from Key Vault",
+                kv.throttled_responses,
+            ),
+            (
+                "keyvault_throttle_gate_waits",
+                "Requests that waited for a vault's Retry-After",
+                kv.throttle_gate_waits,
+            ),
+            (
+                "keyvault_budget_exhausted",
+                "Requests failed because the next wait would pass the Mount deadline",
+                kv.budget_exhausted,
+            ),
+            (
+                "keyvault_coalesced",
+                "Key Vault GETs that joined an identical request in flight",
+                kv.coalesced,
+            ),
+        ] {
+            out.push(StatSample {
+                name,
+                help,
+                labels: vec![],
+                value,
+            });
+        }
+        out
+    }
+}
