@@ -338,7 +338,8 @@ fn chain_has_tls_error(err: &reqwest::Error) -> bool {
     false
 }
 
-fn chain_mentions(err: &reqwest::Error, needle: &str) -> bool {
+/// True when `needle` appears in the message of `err` or of any error in its source chain.
+pub(crate) fn chain_mentions(err: &reqwest::Error, needle: &str) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if e.to_string().contains(needle) {
