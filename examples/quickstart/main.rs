@@ -74,11 +74,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("PROVIDER_PID={}", demo.provider.pid());
     println!("OUT_DIR={}", demo.out_dir.path().display());
     println!(
-        "NMI answers for pod {}/{}; vault {} holds {}",
+        "NMI answers for pod {}/{}; vault {} holds {} and {} (certificate-backed, PKCS#12)",
         scenario::POD_NAMESPACE,
         scenario::POD_NAME,
         scenario::VAULT,
-        scenario::SECRET_NAME
+        scenario::SECRET_NAME,
+        scenario::CERT_NAME
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -19,7 +19,7 @@ use rust_azure_provider::spc::{self, PodInfo, SecretProviderClass};
 
 use crate::common::fake_azure::FakeAzure;
 use crate::common::fake_identity::{FakeIdentity, Source};
-use crate::common::fake_keyvault::Access;
+use crate::common::fake_keyvault::{Access, Body, Kind, Version};
 use crate::common::provider_process::ProviderProcess;
 
 /// Key Vault of the walkthrough.
@@ -34,6 +34,12 @@ pub(crate) const SECRET_VERSION: &str = "f4a1c3e2b5d64e7f8a9b0c1d2e3f4a5b";
 pub(crate) const POD_NAME: &str = "inject-secrets-from-akv";
 /// Pod namespace of the walkthrough.
 pub(crate) const POD_NAMESPACE: &str = "default";
+/// A certificate-backed secret the stand-in vault also holds (not part of the walkthrough; for
+/// clients that mount a `kubernetes.io/tls` Secret, e.g. `tests/interop/`).
+pub(crate) const CERT_NAME: &str = "ingress-cert";
+/// The real Key Vault recording served for [`CERT_NAME`]: a PKCS#12 (RSA 2048, self-signed) in
+/// `shared/testdata/keyvault-responses/`.
+pub(crate) const CERT_TESTDATA: &str = "secret-cert-backed-pkcs12-rsa.json";
 /// Client id of the managed identity `aks2kvIdentity` NMI answers with.
 pub(crate) const IDENTITY_CLIENT_ID: &str = "aks2kvIdentity-0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 
@@ -85,10 +91,15 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
         SECRET_VALUE,
         1_700_000_000,
     );
+    let cert_version = add_cert_backed_secret(&fake)?;
     writeln!(out, "== 1. Azure stand-in (no Azure account needed)")?;
     writeln!(
         out,
         "   Key Vault {VAULT}.vault.azure.net holds secret {SECRET_NAME} (version {SECRET_VERSION})"
+    )?;
+    writeln!(
+        out,
+        "   and, for other clients, certificate-backed secret {CERT_NAME} (PKCS#12, version {cert_version})"
     )?;
     writeln!(
         out,
@@ -307,6 +318,37 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
         out_dir,
         secret_env,
     })
+}
+
+/// Stores [`CERT_TESTDATA`] as secret [`CERT_NAME`] in [`VAULT`], served byte for byte; returns
+/// the version (the one in the recording's `id`, so the version list and the body agree).
+fn add_cert_backed_secret(fake: &FakeAzure) -> anyhow::Result<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/keyvault-responses")
+        .join(CERT_TESTDATA);
+    let body = std::fs::read(&path)
+        .with_context(|| format!("cannot read the Key Vault recording {}", path.display()))?;
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&body).with_context(|| format!("{} is not JSON", path.display()))?;
+    let version = parsed["id"]
+        .as_str()
+        .and_then(|id| id.rsplit('/').next())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| anyhow!("{} has no versioned id", path.display()))?
+        .to_owned();
+    let created = parsed["attributes"]["created"].as_i64().unwrap_or(1);
+    fake.keyvault.add_version(
+        VAULT,
+        Kind::Secrets,
+        CERT_NAME,
+        Version {
+            version: version.clone(),
+            enabled: true,
+            created,
+            body: Body::Raw(body),
+        },
+    );
+    Ok(version)
 }
 
 fn read_spc(path: &Path) -> anyhow::Result<SecretProviderClass> {
