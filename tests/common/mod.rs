@@ -18,3 +18,4 @@ pub(crate) mod h2raw;
 pub mod pki;
 pub(crate) mod provider_server;
 pub mod proxy;
+pub mod reliability;
