@@ -20,3 +20,4 @@ pub mod pki;
 pub mod provider_process;
 pub(crate) mod provider_server;
 pub mod proxy;
+pub mod reliability;
