@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test, docs, Dockerfile lint and
-# the cross-language interop tests. README.md names this command and .ci/run
+# the cross-language interop tests, then short fuzz runs. README.md names this command and .ci/run
 # calls it; it installs what it needs itself (crates, Go modules, PyPI packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +31,6 @@ echo "hadolint: Dockerfile clean"
 
 echo "== interop (driver Go client v1.6.0 and v1.5.6, Python grpcio, grpcurl)"
 bash tests/interop/run.sh
+
+echo "== fuzz (short runs of every cargo-fuzz target; nightly toolchain)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh
