@@ -543,6 +543,8 @@ async fn run(args: Arc<Args>) {
     let pid = provider.pid();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle_rss = status_kib(pid, "VmRSS");
+    let idle_anon = status_kib(pid, "RssAnon");
+    let idle_file = status_kib(pid, "RssFile");
 
     let mut channels = Vec::new();
     for _ in 0..args.connections {
@@ -754,6 +756,8 @@ async fn run(args: Arc<Args>) {
         "provider_mounts_per_cpu_s": ok as f64 / cpu_s.max(1e-9),
         "loadgen_cpu_s": self_cpu_s,
         "idle_rss_kib": idle_rss,
+        "idle_rss_anon_kib": idle_anon,
+        "idle_rss_file_kib": idle_file,
         "peak_rss_kib": peak_rss,
         "rss_after_kib": rss_after,
         "startup_ms": ms(startup),

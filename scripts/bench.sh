@@ -14,7 +14,10 @@ free -m | sed -n 1,2p
 echo "uptime: $(uptime)"
 
 echo "== build (release)"
-cargo build --release --locked --bin rust-azure-provider --example loadgen
+# Two invocations: building the example unifies dev-dependency features into
+# the library, so the binary is built (and uplifted) on its own, last.
+cargo build --release --locked --example loadgen
+cargo build --release --locked --bin rust-azure-provider
 BIN=target/release/rust-azure-provider
 LOADGEN=target/release/examples/loadgen
 ls -l "$BIN"
@@ -25,10 +28,16 @@ OUT=target/bench/results.jsonl
 q=${BENCH_QUICK:-0}
 n() { if [ "$q" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
+TMP=$(mktemp)
+trap 'rm -f "$TMP"' EXIT
 run() {
   echo
   echo "== $1 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$LOADGEN" --provider "$BIN" --name "$@" | tee /dev/stderr | sed -n 's/^BENCH_JSON //p' >> "$OUT"
+  local rc=0
+  "$LOADGEN" --provider "$BIN" --name "$@" > "$TMP" || rc=$?
+  grep -v '^BENCH_JSON ' "$TMP" || true
+  sed -n 's/^BENCH_JSON //p' "$TMP" >> "$OUT"
+  return "$rc"
 }
 
 # 1. 50 secrets, 50 ms Key Vault round trip, warm token, one Mount at a time:
