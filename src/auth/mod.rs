@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | service principal | `POST <authority><tenant>/oauth2/v2.0/token`, client secret | [`entra`] |
 //! | workload identity | same endpoint, SA token as `client_assertion` | [`entra`] |
-//! | identity binding | same form, sent to the AKS token proxy (SNI, CA) | [`entra`], [`token_proxy`] |
+//! | identity binding | same form, sent to the AKS token proxy (SNI, CA) | [`entra`], [`token_proxy`], [`sni_discovery`] |
 //! | VM managed identity | `GET 169.254.169.254/metadata/identity/oauth2/token` | [`imds`] |
 //! | pod identity | `GET localhost:2579/host/token/` | [`pod_identity`] |
 //!
@@ -52,6 +52,7 @@ pub mod imds;
 pub mod pod_identity;
 pub mod proxy_transport;
 pub mod retry;
+pub mod sni_discovery;
 pub mod token_proxy;
 pub mod transport;
 
@@ -63,7 +64,7 @@ use tokio::time::Instant;
 pub use cache::{CacheKey, ModeStats};
 pub use error::{AuthError, TokenService};
 pub use retry::RetryPolicy;
-pub use token_proxy::TokenProxy;
+pub use token_proxy::{TokenProxy, TokenProxySetup};
 pub use transport::{AuthMethod, AuthRequest, AuthResponse, AuthTransport, TransportError};
 
 use crate::mount::params::IdentityMode;
@@ -189,7 +190,7 @@ pub struct TokenProviderOptions {
     /// NMI base URL (default [`pod_identity::DEFAULT_NMI_ENDPOINT`]).
     pub nmi_endpoint: String,
     /// Identity binding; `None` makes that mode fail with `proxy transport not available`.
-    pub token_proxy: Option<TokenProxy>,
+    pub token_proxy: Option<TokenProxySetup>,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
     /// Bound on cached tokens.
@@ -247,9 +248,17 @@ impl TokenProvider {
     }
 
     fn proxy(&self) -> Result<(&TokenProxy, &Arc<dyn AuthTransport>), AuthError> {
-        let proxy = self.options.token_proxy.as_ref().ok_or_else(|| {
-            AuthError::ProxyUnavailable("identity binding is not configured".into())
-        })?;
+        let proxy = self
+            .options
+            .token_proxy
+            .as_ref()
+            .ok_or_else(|| {
+                AuthError::ProxyUnavailable("identity binding is not configured".into())
+            })?
+            .get()
+            .ok_or_else(|| {
+                AuthError::ProxyUnavailable("the SNI name is still being computed".into())
+            })?;
         let transport = proxy
             .transport
             .as_ref()
@@ -338,6 +347,17 @@ impl TokenProvider {
         req: &TokenRequest<'_>,
         deadline: Instant,
     ) -> Result<AccessToken, AuthError> {
+        // The cache key includes the SNI name, which start-up discovery may still be computing.
+        if let IdentityMode::AzureTokenProxy { .. } = req.identity
+            && let Some(setup) = &self.options.token_proxy
+            && tokio::time::timeout_at(deadline, setup.settled())
+                .await
+                .is_err()
+        {
+            return Err(AuthError::DeadlineExceeded {
+                service: TokenService::TokenProxy,
+            });
+        }
         let key = self.cache_key(req)?;
         let mode = ModeLabel::of(req.identity);
         let clock = &self.options.clock;

@@ -475,11 +475,11 @@ async fn identity_binding_goes_to_the_proxy() {
         default_transport.clone(),
         TokenProviderOptions {
             retry: fast_retry(),
-            token_proxy: Some(TokenProxy {
+            token_proxy: Some(TokenProxySetup::from(TokenProxy {
                 url: "https://kubernetes.default.svc.cluster.local".into(),
                 sni_name: "a1.ests.aks".into(),
                 transport: Ok(proxy_transport.clone()),
-            }),
+            })),
             ..Default::default()
         },
     );
@@ -512,13 +512,13 @@ async fn identity_binding_without_transport() {
     let p = TokenProvider::new(
         fake.clone(),
         TokenProviderOptions {
-            token_proxy: Some(TokenProxy {
+            token_proxy: Some(TokenProxySetup::from(TokenProxy {
                 url: "https://x".into(),
                 sni_name: String::new(),
                 transport: Err(
                     "cannot read /var/run/secrets/kubernetes.io/serviceaccount/ca.crt".into(),
                 ),
-            }),
+            })),
             ..Default::default()
         },
     );
@@ -534,6 +534,79 @@ async fn identity_binding_without_transport() {
         "proxy transport not available: cannot read /var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     );
     assert_eq!(fake.count(), 0);
+}
+
+/// A setup whose SNI discovery ends when `release` fires.
+fn discovering(transport: Arc<Fake>) -> (TokenProxySetup, tokio::sync::oneshot::Sender<()>) {
+    use futures::FutureExt;
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    let pending = async move {
+        let _ = wait.await;
+        TokenProxy {
+            url: "https://kubernetes.default.svc.cluster.local".into(),
+            sni_name: "a1.ests.aks".into(),
+            transport: Ok(transport as Arc<dyn AuthTransport>),
+        }
+    }
+    .boxed()
+    .shared();
+    (TokenProxySetup::Discovering(pending), release)
+}
+
+#[tokio::test]
+async fn identity_binding_waits_for_sni_discovery() {
+    let proxy_transport = Fake::new(ENTRA_OK);
+    let (setup, release) = discovering(proxy_transport.clone());
+    let p = TokenProvider::new(
+        Fake::new(ENTRA_OK),
+        TokenProviderOptions {
+            retry: fast_retry(),
+            token_proxy: Some(setup),
+            ..Default::default()
+        },
+    );
+    let t = target();
+    let id = IdentityMode::AzureTokenProxy {
+        client_id: "cid".into(),
+        service_account_token: "jwt".into(),
+    };
+    // Other modes do not wait for discovery.
+    p.token(&req(&sp("s"), &t), deadline()).await.unwrap();
+    let ib = req(&id, &t);
+    let waiting = p.token(&ib, deadline());
+    tokio::pin!(waiting);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut waiting)
+            .await
+            .is_err()
+    );
+    release.send(()).unwrap();
+    waiting.await.unwrap();
+    assert_eq!(proxy_transport.count(), 1);
+}
+
+#[tokio::test]
+async fn identity_binding_deadline_while_discovering() {
+    let proxy_transport = Fake::new(ENTRA_OK);
+    let (setup, _release) = discovering(proxy_transport.clone());
+    let p = TokenProvider::new(
+        Fake::new(ENTRA_OK),
+        TokenProviderOptions {
+            token_proxy: Some(setup),
+            ..Default::default()
+        },
+    );
+    let t = target();
+    let id = IdentityMode::AzureTokenProxy {
+        client_id: "cid".into(),
+        service_account_token: "jwt".into(),
+    };
+    let e = p
+        .token(&req(&id, &t), Instant::now() + Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::DeadlineExceeded);
+    assert_eq!(proxy_transport.count(), 0);
 }
 
 #[tokio::test]

@@ -4,8 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
+use super::proxy_transport::TokenProxyTransport;
+use super::sni_discovery::{self, DiscoveryTarget};
 use super::transport::AuthTransport;
 
 /// Default `--token-proxy-url`.
@@ -37,6 +41,92 @@ impl fmt::Debug for TokenProxy {
             .field("sni_name", &self.sni_name)
             .field("transport", &self.transport.as_ref().map(|_| "ready"))
             .finish()
+    }
+}
+
+/// The token proxy as the process starts: known at once, or once the background SNI name
+/// discovery (an empty `--sni-name`) has ended. Only identity-binding Mounts wait for it.
+#[derive(Clone)]
+pub enum TokenProxySetup {
+    /// Settled at start-up (`--sni-name` given, or a settings error).
+    Ready(TokenProxy),
+    /// SNI name discovery still running; resolves to the proxy, with the failure stored.
+    Discovering(Shared<BoxFuture<'static, TokenProxy>>),
+}
+
+impl From<TokenProxy> for TokenProxySetup {
+    fn from(proxy: TokenProxy) -> Self {
+        Self::Ready(proxy)
+    }
+}
+
+impl fmt::Debug for TokenProxySetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.get() {
+            Some(p) => p.fmt(f),
+            None => f.write_str("TokenProxy(discovering the SNI name)"),
+        }
+    }
+}
+
+impl TokenProxySetup {
+    /// The transport to `url` with TLS server name `sni_name`, trusting `discovery.ca_path`.
+    /// An empty `sni_name` starts discovery against `discovery` in the background (on the
+    /// current tokio runtime, if any; otherwise on first use).
+    pub fn start(url: &str, sni_name: &str, user_agent: &str, discovery: DiscoveryTarget) -> Self {
+        let ca_path = discovery.ca_path.clone();
+        let proxy_url = url.to_owned();
+        let user_agent = user_agent.to_owned();
+        let build = move |sni_name: String| {
+            let transport = TokenProxyTransport::new(&proxy_url, &sni_name, &ca_path, &user_agent)
+                .map(|t| Arc::new(t) as Arc<dyn AuthTransport>);
+            TokenProxy {
+                url: proxy_url,
+                sni_name,
+                transport,
+            }
+        };
+        // A bad URL is reported as such; discovering an SNI name for it would be pointless.
+        if !sni_name.is_empty() || validate_proxy_url(url).is_err() {
+            return Self::Ready(build(sni_name.to_owned()));
+        }
+        let pending = async move {
+            match sni_discovery::discover_sni_name(&discovery).await {
+                Ok(sni_name) => {
+                    tracing::info!(sni_name = %sni_name, "identity binding: SNI name computed");
+                    build(sni_name)
+                }
+                Err(e) => {
+                    // Expected outside AKS; only identity-binding Mounts report it.
+                    tracing::info!(error = %e, "identity binding unavailable");
+                    let mut proxy = build(String::new());
+                    proxy.transport = Err(e.to_string());
+                    proxy
+                }
+            }
+        }
+        .boxed()
+        .shared();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            drop(runtime.spawn(pending.clone()));
+        }
+        Self::Discovering(pending)
+    }
+
+    /// The proxy, if settled.
+    pub fn get(&self) -> Option<&TokenProxy> {
+        match self {
+            Self::Ready(p) => Some(p),
+            Self::Discovering(pending) => pending.peek(),
+        }
+    }
+
+    /// Waits until the proxy is settled (discovery is bounded by its own timeout).
+    pub async fn settled(&self) -> Option<&TokenProxy> {
+        if let Self::Discovering(pending) = self {
+            pending.clone().await;
+        }
+        self.get()
     }
 }
 

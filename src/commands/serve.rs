@@ -52,6 +52,8 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
     let metrics_listener = crate::admin::bind(args.metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind --metrics-addr {}: {e}", args.metrics_addr))?;
+    let health_addr = health.local_addr();
+    let metrics_addr = metrics_listener.local_addr();
     let socket = grpc::bind(&settings.socket_path)?;
     let metrics_server = tokio::spawn(crate::admin::serve_metrics(
         metrics_listener,
@@ -67,9 +69,13 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
         ready.clone(),
         shutdown.clone(),
     ));
+    // The bound addresses (not the configured ones) so that port 0 is usable:
+    // tests and local runs read the actual ports from this line.
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         socket = %settings.socket_path.display(),
+        health_addr = %display_addr(health_addr),
+        metrics_addr = %display_addr(metrics_addr),
         "rust-azure-provider serving"
     );
     let served = grpc::serve(socket, service, shutdown.clone(), args.drain_timeout).await;
@@ -83,4 +89,11 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
     }
     served?;
     Ok(())
+}
+
+fn display_addr(addr: std::io::Result<std::net::SocketAddr>) -> String {
+    match addr {
+        Ok(a) => a.to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }

@@ -33,6 +33,11 @@ pub fn main(args: &ValidateArgs) -> ExitCode {
         };
         let spcs = match spc::parse_documents(&text) {
             Ok(s) => s,
+            Err(spc::SpcError::Empty) => {
+                // Pipelines pass whole manifest directories: other kinds are not an error.
+                println!("{}: no SecretProviderClass (skipped)", file.display());
+                continue;
+            }
             Err(e) => {
                 println!("{}: error: {e}", file.display());
                 invalid = true;
@@ -147,13 +152,7 @@ pub fn check(spc: &SecretProviderClass, options: &MountOptions) -> Report {
         Ok(parsed) => {
             report.summary = summary(&parsed);
             for w in &parsed.warnings {
-                let place = match w.object_index {
-                    Some(i) => format!("objects[{i}] field"),
-                    None => "parameter".into(),
-                };
-                report
-                    .warnings
-                    .push(format!("unknown {place} {:?} ignored; {}", w.key, w.hint()));
+                report.warnings.push(w.to_string());
             }
             check_secret_objects(spc, &parsed, &mut report);
         }

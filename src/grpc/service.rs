@@ -5,6 +5,7 @@ use std::sync::Arc;
 use prost::Message;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
+use zeroize::Zeroize;
 
 use super::proto::v1alpha1 as pb;
 use super::proto::v1alpha1::csi_driver_provider_server::CsiDriverProvider;
@@ -118,7 +119,7 @@ impl CsiDriverProvider for ProviderService {
 impl ProviderService {
     async fn mount_inner(
         &self,
-        req: pb::MountRequest,
+        mut req: pb::MountRequest,
         started: std::time::Instant,
     ) -> Result<Response<pb::MountResponse>, Status> {
         let current: Vec<ObjectVersion> = req
@@ -129,13 +130,18 @@ impl ProviderService {
                 version: v.version,
             })
             .collect();
-        let input = match MountInput::decode(
+        let decoded = MountInput::decode(
             &req.attributes,
             &req.secrets,
             &req.permission,
             req.target_path,
             current,
-        ) {
+        );
+        // The raw JSON holds the service-account tokens and the nodePublishSecretRef values;
+        // decoding copied them into zeroizing containers, so wipe the wire text now.
+        req.attributes.zeroize();
+        req.secrets.zeroize();
+        let input = match decoded {
             Ok(i) => i,
             Err(e) => {
                 let err = MountError::from(e);

@@ -741,18 +741,13 @@ fn final_failure(last: Failure, attempts: u32, next_wait: Option<Duration>) -> K
 
 /// Resolver failures meaning "this name does not exist" (as opposed to a DNS outage).
 fn is_nxdomain(err: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        let text = e.to_string();
-        if text.contains("Name or service not known")
-            || text.contains("No address associated with hostname")
-            || text.contains("nodename nor servname provided")
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
+    [
+        "Name or service not known",
+        "No address associated with hostname",
+        "nodename nor servname provided",
+    ]
+    .iter()
+    .any(|needle| crate::http::chain_mentions(err, needle))
 }
 
 #[cfg(test)]

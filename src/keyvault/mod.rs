@@ -1,14 +1,12 @@
-//! Key Vault access: the `KeyVault` trait (get secret/key/certificate, list versions) for
-//! injection, the object context carried by every error, and `KeyVaultError` classification.
+//! Key Vault access: the REST client (get secret/key/certificate, list versions), the
+//! object context carried by every error, and `KeyVaultError` classification. Tests reach
+//! the client through a fake Key Vault over real HTTPS, so no injection trait is needed.
 
 pub mod client;
 pub mod model;
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 pub use client::{
     KEYVAULT_API_VERSION, KeyVaultClient, KeyVaultStats, KeyVaultStatsSnapshot, RetryPolicy,
@@ -17,7 +15,6 @@ pub use model::{CertificateBundle, KeyBundle, SecretBundle, VersionItem, Version
 
 use crate::error::ErrorClass;
 use crate::http::TransportFailure;
-use crate::secret::SecretString;
 
 /// The Key Vault object collections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -465,95 +462,6 @@ impl fmt::Display for KeyVaultError {
                 "the access token contains characters that cannot be sent in an HTTP header"
             ),
         }
-    }
-}
-
-/// Key Vault operations, as a trait so the Mount pipeline can be tested with fakes.
-pub trait KeyVault: Send + Sync {
-    /// Gets a secret (`version` `None` = latest).
-    fn get_secret(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<SecretBundle, KeyVaultError>> + Send;
-
-    /// Gets a key (`version` `None` = latest).
-    fn get_key(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<KeyBundle, KeyVaultError>> + Send;
-
-    /// Gets a certificate (`version` `None` = latest).
-    fn get_certificate(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<CertificateBundle, KeyVaultError>> + Send;
-
-    /// Lists all versions of an object (all pages).
-    fn list_versions(
-        &self,
-        vault_url: &str,
-        kind: ObjectKind,
-        name: &str,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<Vec<VersionItem>, KeyVaultError>> + Send;
-}
-
-impl KeyVault for KeyVaultClient {
-    async fn get_secret(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> Result<SecretBundle, KeyVaultError> {
-        KeyVaultClient::get_secret(self, vault_url, name, version, token, deadline).await
-    }
-
-    async fn get_key(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> Result<KeyBundle, KeyVaultError> {
-        KeyVaultClient::get_key(self, vault_url, name, version, token, deadline).await
-    }
-
-    async fn get_certificate(
-        &self,
-        vault_url: &str,
-        name: &str,
-        version: Option<&str>,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> Result<CertificateBundle, KeyVaultError> {
-        KeyVaultClient::get_certificate(self, vault_url, name, version, token, deadline).await
-    }
-
-    async fn list_versions(
-        &self,
-        vault_url: &str,
-        kind: ObjectKind,
-        name: &str,
-        token: &SecretString,
-        deadline: Instant,
-    ) -> Result<Vec<VersionItem>, KeyVaultError> {
-        KeyVaultClient::list_versions(self, vault_url, kind, name, token, deadline).await
     }
 }
 

@@ -129,10 +129,7 @@ async fn fetch_version(
                 spec.object_encoding,
                 ctx.render,
             )
-            .map_err(|source| MountError::Render {
-                object: describe(spec, version),
-                source,
-            })?;
+            .map_err(render_err(spec, version))?;
             (rendered, fetched)
         }
         ObjectType::Key => {
@@ -153,10 +150,7 @@ async fn fetch_version(
                 x: bundle.key.x.clone(),
                 y: bundle.key.y.clone(),
             };
-            let main = render::render_key(&jwk).map_err(|source| MountError::Render {
-                object: describe(spec, version),
-                source,
-            })?;
+            let main = render::render_key(&jwk).map_err(render_err(spec, version))?;
             (single(main), bundle.version().map(str::to_owned))
         }
         ObjectType::Cert => {
@@ -222,6 +216,17 @@ async fn fetch_version(
     }
     push(PlannedKind::Main, main);
     Ok(out)
+}
+
+/// Names the object in a rendering error.
+fn render_err<'a>(
+    spec: &'a ObjectSpec,
+    version: Option<&'a str>,
+) -> impl FnOnce(render::RenderError) -> MountError + 'a {
+    move |source| MountError::Render {
+        object: describe(spec, version),
+        source,
+    }
 }
 
 fn single(main: SecretBytes) -> render::Rendered {

@@ -7,6 +7,8 @@ mod jwk;
 mod pem;
 mod pkcs12;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use base64::Engine;

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -154,7 +155,16 @@ impl FakeResponse {
         self.delay = Some(delay);
         self
     }
+
+    /// Sends the headers (with the full `content-length`) and only the first `n` body bytes,
+    /// then closes the connection: a connection reset mid-body from the client's view.
+    pub fn with_reset_after(self, n: usize) -> Self {
+        self.with_header(RESET_AFTER_HEADER, &n.to_string())
+    }
 }
+
+/// Internal marker of [`FakeResponse::with_reset_after`]; never sent on the wire.
+const RESET_AFTER_HEADER: &str = "x-fake-reset-after-bytes";
 
 /// A route handler.
 pub type Handler = Arc<dyn Fn(&Request) -> FakeResponse + Send + Sync>;
@@ -354,6 +364,10 @@ where
 #[derive(Debug)]
 struct ResetConnection;
 
+type ChunkStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Frame<Bytes>, ResetConnection>> + Send>>;
+type FakeBody = Either<Full<Bytes>, StreamBody<ChunkStream>>;
+
 impl std::fmt::Display for ResetConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("scripted connection reset")
@@ -366,7 +380,7 @@ async fn handle(
     req: hyper::Request<Incoming>,
     routes: Arc<Routes>,
     tls: bool,
-) -> Result<hyper::Response<Full<Bytes>>, ResetConnection> {
+) -> Result<hyper::Response<FakeBody>, ResetConnection> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -435,11 +449,36 @@ async fn handle(
     if resp.reset {
         return Err(ResetConnection);
     }
+    let reset_after = resp
+        .headers
+        .iter()
+        .find(|(n, _)| n == RESET_AFTER_HEADER)
+        .and_then(|(_, v)| v.parse::<usize>().ok());
     let mut builder = hyper::Response::builder().status(resp.status);
-    for (n, v) in &resp.headers {
+    for (n, v) in resp.headers.iter().filter(|(n, _)| n != RESET_AFTER_HEADER) {
         builder = builder.header(n.as_str(), v.as_str());
     }
+    let mut body = resp.body;
+    let Some(n) = reset_after else {
+        return Ok(builder
+            .body(Either::Left(Full::new(Bytes::from(body))))
+            .expect("fake response"));
+    };
+    // The full length is announced, `n` bytes are sent (and given time to leave), then the
+    // body fails, which makes hyper drop the connection mid-body.
+    builder = builder.header("content-length", body.len().to_string());
+    body.truncate(n);
+    let chunks = futures::stream::unfold(Some(Bytes::from(body)), |state| async move {
+        match state {
+            Some(head) => Some((Ok(Frame::data(head)), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((Err(ResetConnection), None))
+            }
+        }
+    });
+    let chunks: ChunkStream = Box::pin(chunks);
     Ok(builder
-        .body(Full::new(Bytes::from(resp.body)))
+        .body(Either::Right(StreamBody::new(chunks)))
         .expect("fake response"))
 }

@@ -72,14 +72,18 @@ pub(crate) fn serve_at(
     path: &Path,
     drain: Duration,
 ) -> (CancellationToken, JoinHandle<Result<(), ServeError>>) {
+    serve_service_at(path, provider_service(), drain)
+}
+
+/// Binds `path` and spawns `serve` with `service`.
+pub(crate) fn serve_service_at(
+    path: &Path,
+    service: ProviderService,
+    drain: Duration,
+) -> (CancellationToken, JoinHandle<Result<(), ServeError>>) {
     let socket = grpc::bind(path).expect("bind");
     let token = CancellationToken::new();
-    let handle = tokio::spawn(grpc::serve(
-        socket,
-        provider_service(),
-        token.clone(),
-        drain,
-    ));
+    let handle = tokio::spawn(grpc::serve(socket, service, token.clone(), drain));
     (token, handle)
 }
 

@@ -209,8 +209,9 @@ func driverClient(t *testing.T, dir string) v1alpha1.CSIDriverProviderClient {
 	return client
 }
 
-// seedMount is the Mount request the driver sends for the seed pod.
-type seedMount struct {
+// driverMount is a Mount request the driver sends for a pod, with the SPC it
+// came from (its secretObjects drive the Secret sync).
+type driverMount struct {
 	attributes string
 	secrets    string
 	permission string
@@ -219,11 +220,8 @@ type seedMount struct {
 }
 
 // seedMountRequest builds the seed scenario's Mount request from the shipped
-// manifests (deploy/examples), the way NodePublishVolume does: SPC parameters,
-// then every volume-context key (pod volumeAttributes + kubelet pod info)
-// copied over them, each JSON-encoded. The target path follows kubelet's
-// layout under root.
-func seedMountRequest(t *testing.T, root string) seedMount {
+// manifests (deploy/examples), placeholders filled in.
+func seedMountRequest(t *testing.T, root string) driverMount {
 	t.Helper()
 	repo := repoRoot(t)
 	spcYAML, err := os.ReadFile(filepath.Join(repo, "deploy", "examples", "seed-secretproviderclass.yaml"))
@@ -233,21 +231,42 @@ func seedMountRequest(t *testing.T, root string) seedMount {
 	// The user fills in these placeholders before applying the manifest.
 	spcYAML = bytes.ReplaceAll(spcYAML, []byte("<subscription id>"), []byte(seedSubscription))
 	spcYAML = bytes.ReplaceAll(spcYAML, []byte("<tenant id>"), []byte(seedTenantID))
+	return mountRequest(t, root, spcYAML, filepath.Join(repo, "deploy", "examples", "seed-pod.yaml"))
+}
+
+// certMountRequest builds the certificate scenario's Mount request from
+// testdata/tls-spc.yaml and testdata/tls-pod.yaml.
+func certMountRequest(t *testing.T, root string) driverMount {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "tests", "interop", "testdata")
+	spcYAML, err := os.ReadFile(filepath.Join(dir, "tls-spc.yaml"))
+	if err != nil {
+		t.Fatalf("read TLS SPC: %v", err)
+	}
+	return mountRequest(t, root, spcYAML, filepath.Join(dir, "tls-pod.yaml"))
+}
+
+// mountRequest builds a pod's Mount request the way NodePublishVolume does:
+// SPC parameters, then every volume-context key (pod volumeAttributes +
+// kubelet pod info) copied over them, each JSON-encoded. The target path
+// follows kubelet's layout under root.
+func mountRequest(t *testing.T, root string, spcYAML []byte, podPath string) driverMount {
+	t.Helper()
 	spc := &secretsstorev1.SecretProviderClass{}
 	if err := yaml.UnmarshalStrict(spcYAML, spc); err != nil {
-		t.Fatalf("decode seed SPC: %v", err)
+		t.Fatalf("decode SPC: %v", err)
 	}
 	if spc.Spec.Provider != providerName {
-		t.Fatalf("seed SPC names provider %q, want %q", spc.Spec.Provider, providerName)
+		t.Fatalf("SPC %s names provider %q, want %q", spc.Name, spc.Spec.Provider, providerName)
 	}
 
-	podYAML, err := os.ReadFile(filepath.Join(repo, "deploy", "examples", "seed-pod.yaml"))
+	podYAML, err := os.ReadFile(podPath)
 	if err != nil {
-		t.Fatalf("read seed pod: %v", err)
+		t.Fatalf("read pod: %v", err)
 	}
 	pod := &corev1.Pod{}
 	if err := yaml.UnmarshalStrict(podYAML, pod); err != nil {
-		t.Fatalf("decode seed pod: %v", err)
+		t.Fatalf("decode pod %s: %v", podPath, err)
 	}
 	namespace := pod.Namespace
 	if namespace == "" {
@@ -264,10 +283,10 @@ func seedMountRequest(t *testing.T, root string) seedMount {
 		}
 	}
 	if volume == nil {
-		t.Fatal("seed pod has no secrets-store.csi.k8s.io volume")
+		t.Fatalf("pod %s has no secrets-store.csi.k8s.io volume", podPath)
 	}
 	if volume.CSI.VolumeAttributes["secretProviderClass"] != spc.Name {
-		t.Fatalf("seed pod volume names SPC %q, want %q", volume.CSI.VolumeAttributes["secretProviderClass"], spc.Name)
+		t.Fatalf("pod volume names SPC %q, want %q", volume.CSI.VolumeAttributes["secretProviderClass"], spc.Name)
 	}
 
 	volumeContext := maps.Clone(volume.CSI.VolumeAttributes)
@@ -299,7 +318,7 @@ func seedMountRequest(t *testing.T, root string) seedMount {
 	if err := os.MkdirAll(targetPath, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	return seedMount{
+	return driverMount{
 		attributes: string(attributes),
 		secrets:    string(secrets),
 		permission: string(permission),
@@ -308,9 +327,9 @@ func seedMountRequest(t *testing.T, root string) seedMount {
 	}
 }
 
-// mountSeed calls the driver's MountContent with the seed request, exactly as
+// mountContent calls the driver's MountContent with req, exactly as
 // NodePublishVolume does for a first mount (no current object versions).
-func mountSeed(t *testing.T, client v1alpha1.CSIDriverProviderClient, req seedMount) (map[string]string, string, error) {
+func mountContent(t *testing.T, client v1alpha1.CSIDriverProviderClient, req driverMount) (map[string]string, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -320,7 +339,7 @@ func mountSeed(t *testing.T, client v1alpha1.CSIDriverProviderClient, req seedMo
 // expectSeedMountSuccess asserts the whole success path of the seed scenario:
 // MountContent's result, the files the driver's writer put in targetPath and
 // the Secret data the driver's sync reconciler would build from them.
-func expectSeedMountSuccess(t *testing.T, req seedMount, versions map[string]string, errorCode string, err error) {
+func expectSeedMountSuccess(t *testing.T, req driverMount, versions map[string]string, errorCode string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("MountContent failed (error code %q): %v", errorCode, err)
@@ -332,7 +351,7 @@ func expectSeedMountSuccess(t *testing.T, req seedMount, versions map[string]str
 		t.Fatalf("object versions = %v, want exactly %q with a non-empty version", versions, seedObjectID)
 	}
 	expectSeedFiles(t, req.targetPath)
-	data := syncSecretData(t, req)
+	data := syncSecretData(t, req, seedSecretName, corev1.SecretTypeOpaque)
 	want := map[string]string{seedSecretKey: seedValue}
 	got := map[string]string{}
 	for k, v := range data {
@@ -371,10 +390,11 @@ func expectSeedFiles(t *testing.T, targetDir string) {
 	}
 }
 
-// syncSecretData builds the data of every secretObjects entry of the seed SPC
+// syncSecretData builds the data of every secretObjects entry of req's SPC
 // from the mounted files with the driver's own helpers, as its
-// SecretProviderClassPodStatus reconciler does, and returns test-secret's.
-func syncSecretData(t *testing.T, req seedMount) map[string][]byte {
+// SecretProviderClassPodStatus reconciler does, and returns the data of the
+// Secret secretName, which must have type wantType.
+func syncSecretData(t *testing.T, req driverMount, secretName string, wantType corev1.SecretType) map[string][]byte {
 	t.Helper()
 	if uid := fileutil.GetPodUIDFromTargetPath(req.targetPath); uid != seedPodUID {
 		t.Fatalf("driver reads pod UID %q from target path, want %q", uid, seedPodUID)
@@ -393,15 +413,15 @@ func syncSecretData(t *testing.T, req seedMount) map[string][]byte {
 		if err != nil {
 			t.Fatalf("secret data for %q: %v", obj.SecretName, err)
 		}
-		if strings.TrimSpace(obj.SecretName) == seedSecretName {
-			if secretType != corev1.SecretTypeOpaque {
-				t.Fatalf("%s type = %q, want Opaque", seedSecretName, secretType)
+		if strings.TrimSpace(obj.SecretName) == secretName {
+			if secretType != wantType {
+				t.Fatalf("%s type = %q, want %q", secretName, secretType, wantType)
 			}
 			found = data
 		}
 	}
 	if found == nil {
-		t.Fatalf("seed SPC has no secretObjects entry %q", seedSecretName)
+		t.Fatalf("SPC %s has no secretObjects entry %q", req.spc.Name, secretName)
 	}
 	return found
 }

@@ -63,28 +63,13 @@ func TestMountSeedScenario(t *testing.T) {
 	client := driverClient(t, dir)
 	req := seedMountRequest(t, shortTempDir(t, "rap-kubelet-"))
 
-	versions, errorCode, err := mountSeed(t, client, req)
+	versions, errorCode, err := mountContent(t, client, req)
 	if fullMode() {
 		expectSeedMountSuccess(t, req, versions, errorCode, err)
 		return
 	}
 	t.Logf("%s is not 1: expecting the provider's error status", fullEnv)
-	st := expectProviderStatus(t, err)
-	t.Logf("provider answered %s: %s", st.Code(), st.Message())
-	if errorCode != internalerrors.GRPCProviderError {
-		t.Fatalf("driver error code = %q, want %q", errorCode, internalerrors.GRPCProviderError)
-	}
-	if versions != nil {
-		t.Fatalf("object versions on failure: %v", versions)
-	}
-	expectEmptyDir(t, req.targetPath)
-
-	// The connection survives a failed Mount.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := secretsstore.Version(ctx, client); err != nil {
-		t.Fatalf("Version after the failed Mount: %v", err)
-	}
+	expectMountProviderError(t, client, req, versions, errorCode, err)
 }
 
 // TestMountUndecodableAttributes: a request the provider cannot decode gets

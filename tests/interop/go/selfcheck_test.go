@@ -134,7 +134,7 @@ func TestHarnessSelfCheck(t *testing.T) {
 	}
 
 	req := seedMountRequest(t, shortTempDir(t, "rap-kubelet-"))
-	versions, errorCode, err := mountSeed(t, client, req)
+	versions, errorCode, err := mountContent(t, client, req)
 	expectSeedMountSuccess(t, req, versions, errorCode, err)
 
 	// The request is the seed scenario's, as the driver sends it.

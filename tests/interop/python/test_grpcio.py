@@ -8,7 +8,9 @@ answered.
 
 import json
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +48,24 @@ SEED_ATTRIBUTES = {
 }
 SEED_TARGET = f"/var/lib/kubelet/pods/{SEED_POD_UID}/volumes/kubernetes.io~csi/secrets-store-inline/mount"
 
+# The certificate scenario: tests/interop/testdata/tls-spc.yaml merged with the
+# volume context of tests/interop/testdata/tls-pod.yaml (the Go tests build the
+# same map from those files). The quickstart's stand-in vault serves a real
+# PKCS#12 Key Vault recording as the certificate-backed secret ingress-cert.
+CERT_ATTRIBUTES = {
+    "usePodIdentity": "true",
+    "keyvaultName": "myk8skv",
+    "objects": "array:\n  - |\n    objectName: ingress-cert\n    objectType: secret\n",
+    "tenantId": SEED_TENANT,
+    "secretProviderClass": "ingress-tls",
+    "csi.storage.k8s.io/pod.name": "inject-secrets-from-akv",
+    "csi.storage.k8s.io/pod.namespace": "default",
+    "csi.storage.k8s.io/pod.uid": SEED_POD_UID,
+    "csi.storage.k8s.io/serviceAccount.name": "default",
+    "csi.storage.k8s.io/ephemeral": "true",
+}
+PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\n[A-Za-z0-9+/=\n]+-----END \1-----\n")
+
 # Codes the provider uses (azure-behaviour.md §12.1).
 PROVIDER_CODES = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -58,12 +78,13 @@ PROVIDER_CODES = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.INTERNAL,
 }
-# Text of client-side statuses that no provider sent.
+# Text of client-side statuses that no provider sent. grpcio reports a socket
+# it cannot connect to as "failed to connect to all addresses; ... Connection
+# refused"; a bare "Connection refused" is not a marker, because the provider's
+# own Unavailable message names the refused NMI/IMDS connection.
 TRANSPORT_MARKERS = (
     "RST_STREAM",
     "failed to connect",
-    "Connection refused",
-    "connection refused",
     "Socket closed",
     "Deadline Exceeded",
     "transport",
@@ -124,6 +145,52 @@ def test_mount_seed_scenario(pb, provider, authority):
             assert [(f.path, f.mode, f.contents) for f in resp.files] == [("ExamplePassword", 420, SEED_VALUE)]
             assert [v.id for v in resp.object_version] == ["secret/ExamplePassword"]
             assert resp.object_version[0].version
+            return
+        # Without a fake Azure the provider must fail with a status of its own.
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Mount(req, timeout=60)
+        expect_provider_status(info.value)
+        print(f"provider answered {info.value.code()}: {info.value.details()}")
+        assert version(pb, ch).runtime_name == "rust-azure-provider"
+
+
+def pem_block_types(data: bytes) -> list:
+    """Types of the PEM blocks in data, which must be nothing but PEM blocks without headers."""
+    types, pos = [], 0
+    for m in PEM_BLOCK.finditer(data):
+        assert m.start() == pos, f"non-PEM bytes at offset {pos} (after blocks {types})"
+        types.append(m.group(1).decode())
+        pos = m.end()
+    assert pos == len(data), f"non-PEM bytes at offset {pos} (after blocks {types})"
+    return types
+
+
+@pytest.mark.parametrize("authority", AUTHORITIES)
+def test_mount_certificate_scenario(pb, provider, authority, tmp_path):
+    messages, services = pb
+    req = messages.MountRequest(
+        attributes=json.dumps(CERT_ATTRIBUTES, separators=(",", ":"), sort_keys=True),
+        secrets="null",
+        target_path=SEED_TARGET,
+        permission="420",
+    )
+    with channel(provider, authority) as ch:
+        stub = services.CSIDriverProviderStub(ch)
+        if full_mode():
+            resp = stub.Mount(req, timeout=60)
+            assert not resp.HasField("error") or not resp.error.code
+            assert [(f.path, f.mode) for f in resp.files] == [("ingress-cert", 420)]
+            assert [v.id for v in resp.object_version] == ["secret/ingress-cert"]
+            assert resp.object_version[0].version
+            contents = resp.files[0].contents
+            types = pem_block_types(contents)
+            assert len(types) >= 2 and types[0] == "PRIVATE KEY", types
+            assert set(types[1:]) == {"CERTIFICATE"}, types
+            # OpenSSL takes the key and the chain from the one file and checks
+            # that the key belongs to the first (leaf) certificate.
+            pem_file = tmp_path / "ingress-cert.pem"
+            pem_file.write_bytes(contents)
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(pem_file)
             return
         # Without a fake Azure the provider must fail with a status of its own.
         with pytest.raises(grpc.RpcError) as info:
