@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -173,6 +174,8 @@ struct Routes {
     /// Keys: `host:port`, `host`, or `*.suffix` (lower case).
     map: RwLock<HashMap<String, Handler>>,
     log: Mutex<Vec<RecordedRequest>>,
+    /// Set to stop recording (load generation: the log would grow without bound).
+    log_disabled: AtomicBool,
 }
 
 impl Routes {
@@ -331,6 +334,13 @@ impl FakeAzure {
         self.proxy.clear_log();
     }
 
+    /// Turns the request logs of the fakes and the proxy on (the default) or off;
+    /// a load generator turns them off so they do not grow without bound.
+    pub fn set_request_log(&self, enabled: bool) {
+        self.routes.log_disabled.store(!enabled, Ordering::Relaxed);
+        self.proxy.set_log(enabled);
+    }
+
     /// `http://127.0.0.1:<port>` of the proxy (value for `HTTPS_PROXY`/`HTTP_PROXY`).
     pub fn proxy_url(&self) -> String {
         self.proxy.url()
@@ -404,26 +414,28 @@ async fn handle(
         body,
         tls,
     };
-    routes.log.lock().expect("log lock").push(RecordedRequest {
-        method: request.method.clone(),
-        host: request.host.clone(),
-        path: request.path.clone(),
-        query: request.query.clone(),
-        headers: request
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                if n == "authorization" {
-                    let scheme = v.split(' ').next().unwrap_or_default();
-                    (n.clone(), format!("{scheme} <redacted>"))
-                } else {
-                    (n.clone(), v.clone())
-                }
-            })
-            .collect(),
-        body: request.body.clone(),
-        tls,
-    });
+    if !routes.log_disabled.load(Ordering::Relaxed) {
+        routes.log.lock().expect("log lock").push(RecordedRequest {
+            method: request.method.clone(),
+            host: request.host.clone(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            headers: request
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    if n == "authorization" {
+                        let scheme = v.split(' ').next().unwrap_or_default();
+                        (n.clone(), format!("{scheme} <redacted>"))
+                    } else {
+                        (n.clone(), v.clone())
+                    }
+                })
+                .collect(),
+            body: request.body.clone(),
+            tls,
+        });
+    }
     let resp = match routes.find(&host_header) {
         Some(h) => h(&request),
         None => FakeResponse::json(

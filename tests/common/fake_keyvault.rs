@@ -114,6 +114,8 @@ struct State {
     page_size: Option<usize>,
     /// When set, every list page links to this host instead of the request's host.
     next_link_host: Option<String>,
+    /// Added to every answer that has no delay of its own (simulated service latency).
+    latency: Option<Duration>,
 }
 
 /// The fake Key Vault (cheap clone; share with the handler).
@@ -228,6 +230,12 @@ impl FakeKeyVault {
         self.with(|s| s.next_link_host = Some(host.to_owned()));
     }
 
+    /// Delays every answer (that has no scripted delay) by `latency`, as a
+    /// round trip to a distant vault would; `Duration::ZERO` turns it off.
+    pub fn set_latency(&self, latency: Duration) {
+        self.with(|s| s.latency = (!latency.is_zero()).then_some(latency));
+    }
+
     /// The route handler.
     pub fn handler(&self) -> Handler {
         let me = self.clone();
@@ -236,15 +244,20 @@ impl FakeKeyVault {
 
     fn handle(&self, req: &Request) -> FakeResponse {
         self.with(|s| {
-            if let Some(pos) = s.faults.iter().position(|f| {
+            let mut response = if let Some(pos) = s.faults.iter().position(|f| {
                 f.path_contains
                     .as_deref()
                     .is_none_or(|p| req.path.contains(p))
             }) && let Some(f) = s.faults.remove(pos)
             {
-                return f.response;
+                f.response
+            } else {
+                answer(s, req)
+            };
+            if response.delay.is_none() {
+                response.delay = s.latency;
             }
-            answer(s, req)
+            response
         })
     }
 }

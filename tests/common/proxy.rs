@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -27,6 +28,8 @@ pub struct ProxyRecord {
 #[derive(Default)]
 struct ProxyState {
     log: Mutex<Vec<ProxyRecord>>,
+    /// Set to stop recording (load generation).
+    log_disabled: AtomicBool,
     /// Hosts answered with 502 as a real proxy does when the name does not resolve.
     unresolvable: Mutex<HashSet<String>>,
 }
@@ -86,6 +89,11 @@ impl FakeProxy {
         self.state.log.lock().expect("proxy log").clear();
     }
 
+    /// Turns recording on (the default) or off.
+    pub fn set_log(&self, enabled: bool) {
+        self.state.log_disabled.store(!enabled, Ordering::Relaxed);
+    }
+
     /// Makes the proxy answer 502 for `host`, as for a name that does not resolve.
     pub fn make_unresolvable(&self, host: &str) {
         self.state
@@ -128,11 +136,13 @@ async fn proxy_request(
         req.uri().to_string()
     };
     let host = host_of(&target);
-    st.log.lock().expect("proxy log").push(ProxyRecord {
-        method: req.method().to_string(),
-        target: target.clone(),
-        host: host.clone(),
-    });
+    if !st.log_disabled.load(Ordering::Relaxed) {
+        st.log.lock().expect("proxy log").push(ProxyRecord {
+            method: req.method().to_string(),
+            target: target.clone(),
+            host: host.clone(),
+        });
+    }
     if st.unresolvable.lock().expect("proxy state").contains(&host) {
         return Ok(simple(502));
     }
