@@ -41,10 +41,10 @@ run() {
 }
 
 # 1. 50 secrets, 50 ms Key Vault round trip, warm token, one Mount at a time:
-#    default per-vault limit (16), then a limit that admits all 50 at once.
+#    the default per-vault limit (64, one wave), then the former default of 16 (four waves).
 run latency50 --objects 50 --kv-latency 50ms --mounts "$(n 30 10)" --concurrency 1 --warmup 3
-run latency50-limit64 --objects 50 --kv-latency 50ms --mounts "$(n 30 10)" --concurrency 1 --warmup 3 \
-  -- --max-concurrent-per-vault=64
+run latency50-limit16 --objects 50 --kv-latency 50ms --mounts "$(n 30 10)" --concurrency 1 --warmup 3 \
+  -- --max-concurrent-per-vault=16
 # 2. Warm steady state: sequential Mounts of 10 identities -> GETs and token requests per Mount.
 run steady --objects 5 --mounts "$(n 1000 200)" --concurrency 1 --identities 10 --warmup 20
 # 3. Coalescing: 200 identical Mounts (one identity) at once, 50 ms round trip.

@@ -223,7 +223,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "RUST_AZURE_PROVIDER_MAX_CONCURRENT_PER_VAULT",
-        default_value_t = 16
+        default_value_t = 64
     )]
     pub max_concurrent_per_vault: usize,
 

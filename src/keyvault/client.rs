@@ -60,7 +60,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(800),
             max_delay: Duration::from_secs(60),
             per_try_timeout: Duration::from_secs(30),
-            max_concurrent_per_vault: 16,
+            max_concurrent_per_vault: 64,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
