@@ -29,6 +29,9 @@ fi
 "$TOOLS_VENV/bin/hadolint" Dockerfile
 echo "hadolint: Dockerfile clean"
 
+echo "== helm lint and template (Helm built from the Go module proxy)"
+bash scripts/helm-check.sh
+
 echo "== interop (driver Go client v1.6.0 and v1.5.6, Python grpcio, grpcurl)"
 bash tests/interop/run.sh
 
