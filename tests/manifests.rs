@@ -113,8 +113,14 @@ fn helm_rendered_chart_agrees_with_the_binary() {
             }
         }
     }
-    assert!(checked >= 2, "expected the default and the hostNetwork renderings in {dir}");
-    assert!(host_network >= 1, "expected a hostNetwork rendering in {dir}");
+    assert!(
+        checked >= 2,
+        "expected the default and the hostNetwork renderings in {dir}"
+    );
+    assert!(
+        host_network >= 1,
+        "expected a hostNetwork rendering in {dir}"
+    );
 }
 
 fn check_daemonset(path: &Path, ds: &Value) {
