@@ -384,40 +384,15 @@ impl TokenProvider {
                 client_id,
                 client_secret,
             } => {
-                let url = entra::token_url(&t.authority_host, &t.tenant_id)?;
-                let form =
-                    entra::token_form(client_id, &ClientCredential::Secret(client_secret), t);
-                self.post_entra(
-                    &*self.transport,
-                    TokenService::EntraId,
-                    &url,
-                    &form,
-                    client_id,
-                    deadline,
-                    None,
-                )
-                .await
+                let credential = ClientCredential::Secret(client_secret);
+                self.entra_direct(client_id, &credential, t, deadline).await
             }
             IdentityMode::WorkloadIdentity {
                 client_id,
                 service_account_token,
             } => {
-                let url = entra::token_url(&t.authority_host, &t.tenant_id)?;
-                let form = entra::token_form(
-                    client_id,
-                    &ClientCredential::Assertion(service_account_token),
-                    t,
-                );
-                self.post_entra(
-                    &*self.transport,
-                    TokenService::EntraId,
-                    &url,
-                    &form,
-                    client_id,
-                    deadline,
-                    None,
-                )
-                .await
+                let credential = ClientCredential::Assertion(service_account_token);
+                self.entra_direct(client_id, &credential, t, deadline).await
             }
             IdentityMode::AzureTokenProxy {
                 client_id,
@@ -493,6 +468,29 @@ impl TokenProvider {
                 }
             }
         }
+    }
+
+    /// Client-credentials request straight to Entra ID (service principal and
+    /// workload identity differ only in the credential).
+    async fn entra_direct(
+        &self,
+        client_id: &str,
+        credential: &ClientCredential<'_>,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let url = entra::token_url(&t.authority_host, &t.tenant_id)?;
+        let form = entra::token_form(client_id, credential, t);
+        self.post_entra(
+            &*self.transport,
+            TokenService::EntraId,
+            &url,
+            &form,
+            client_id,
+            deadline,
+            None,
+        )
+        .await
     }
 
     #[expect(

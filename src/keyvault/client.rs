@@ -244,8 +244,7 @@ impl KeyVaultClient {
         deadline: Instant,
     ) -> Result<SecretBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Secret, vault_url, name, version);
-        let body = self.get_object(&obj, vault_url, token, deadline).await?;
-        serde_json::from_slice(body.expose()).map_err(|e| obj.err(malformed(&e)))
+        self.get_bundle(&obj, vault_url, token, deadline).await
     }
 
     /// `GET /keys/{name}/{version}`.
@@ -262,8 +261,7 @@ impl KeyVaultClient {
         deadline: Instant,
     ) -> Result<KeyBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Key, vault_url, name, version);
-        let body = self.get_object(&obj, vault_url, token, deadline).await?;
-        serde_json::from_slice(body.expose()).map_err(|e| obj.err(malformed(&e)))
+        self.get_bundle(&obj, vault_url, token, deadline).await
     }
 
     /// `GET /certificates/{name}/{version}`.
@@ -280,7 +278,18 @@ impl KeyVaultClient {
         deadline: Instant,
     ) -> Result<CertificateBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Certificate, vault_url, name, version);
-        let body = self.get_object(&obj, vault_url, token, deadline).await?;
+        self.get_bundle(&obj, vault_url, token, deadline).await
+    }
+
+    /// GETs `obj` and decodes its JSON body.
+    async fn get_bundle<T: serde::de::DeserializeOwned>(
+        &self,
+        obj: &ObjectRef,
+        vault_url: &str,
+        token: &SecretString,
+        deadline: Instant,
+    ) -> Result<T, KeyVaultError> {
+        let body = self.get_object(obj, vault_url, token, deadline).await?;
         serde_json::from_slice(body.expose()).map_err(|e| obj.err(malformed(&e)))
     }
 
