@@ -422,7 +422,7 @@ async fn entra_down_and_garbage() {
         (
             "entra 503 storm",
             server_error(503),
-            Code::Unavailable,
+            Code::Internal,
             "status 503",
         ),
         (
@@ -483,7 +483,7 @@ async fn imds_down_and_garbage() {
         (
             "imds 500 storm",
             server_error(500),
-            Code::Unavailable,
+            Code::Internal,
             "status 500",
         ),
         (

@@ -128,7 +128,10 @@ impl AuthError {
         match self {
             Self::Rejected { .. } => ErrorClass::Unauthenticated,
             Self::Throttled { .. } => ErrorClass::ResourceExhausted,
-            Self::ServerError { .. } | Self::Unreachable { .. } => ErrorClass::Unavailable,
+            // A 5xx that survived our retries reached the service: Unavailable would make the
+            // driver re-issue the Mount at once (protocol.md §3.1), so only "never reached" is.
+            Self::ServerError { .. } => ErrorClass::Internal,
+            Self::Unreachable { .. } => ErrorClass::Unavailable,
             Self::DeadlineExceeded { .. } => ErrorClass::DeadlineExceeded,
             Self::InvalidResponse { service, .. } => match service {
                 // NMI answering 200 without a token is NMI declining the pod (reference
