@@ -173,11 +173,6 @@ impl<IO> AuthorityTolerant<IO> {
         }
     }
 
-    /// The wrapped connection.
-    pub fn get_ref(&self) -> &IO {
-        &self.inner
-    }
-
     /// Moves as much of `input` to `output` as can be decided now.
     fn process(&mut self) {
         if let Err(e) = self.process_inner() {

@@ -225,11 +225,6 @@ impl KeyVaultClient {
         &self.stats
     }
 
-    /// The policy in use.
-    pub fn policy(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// `GET /secrets/{name}/{version}`; `version` `None` or empty means latest.
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use super::files::{self, PlannedKind};
 use super::params::{ObjectSpec, ObjectType};
 use super::{MountError, ObjectVersion, OutputFile};
-use crate::keyvault::model::VersionItem;
+use crate::keyvault::model::{SecretBundle, VersionItem};
 use crate::keyvault::{KeyVaultClient, ObjectKind};
 use crate::render::{self, Jwk, RenderOptions, RenderWarning};
 use crate::secret::{SecretBytes, SecretString};
@@ -120,9 +120,14 @@ async fn fetch_version(
                 .await?;
             let fetched = bundle.version().map(str::to_owned);
             let cert_backed = bundle.kid.as_deref().is_some_and(|k| !k.is_empty());
-            let content_type = bundle.content_type.clone();
+            // The fetched value moves into rendering: no second copy of the secret.
+            let SecretBundle {
+                value,
+                content_type,
+                ..
+            } = bundle;
             let rendered = render::render_secret(
-                bundle.value.clone(),
+                value,
                 content_type.as_deref(),
                 cert_backed,
                 spec.object_format,

@@ -103,9 +103,6 @@ pub enum MountError {
         "mount did not finish within {0:?} (--mount-timeout); Key Vault or Entra ID is slow or throttling, see the provider logs"
     )]
     Deadline(Duration),
-    /// The provider is shutting down.
-    #[error("rust-azure-provider is shutting down; the driver retries on the restarted provider")]
-    Draining,
 }
 
 impl MountError {
@@ -122,7 +119,6 @@ impl MountError {
             Self::HistoryStartNotFound { .. } => ErrorClass::NotFound,
             Self::MalformedResponse { .. } => ErrorClass::Internal,
             Self::Deadline(_) => ErrorClass::DeadlineExceeded,
-            Self::Draining => ErrorClass::Unavailable,
         }
     }
 
@@ -139,7 +135,6 @@ impl MountError {
             Self::HistoryStartNotFound { .. } => "history_start_not_found",
             Self::MalformedResponse { .. } => "keyvault_malformed",
             Self::Deadline(_) => "mount_deadline",
-            Self::Draining => "draining",
         }
     }
 }
@@ -206,21 +201,6 @@ impl Provider {
             metrics: parts.metrics,
             process_cloud_file: parts.process_cloud_file,
         })
-    }
-
-    /// The options this provider runs with.
-    pub fn options(&self) -> &MountOptions {
-        &self.options
-    }
-
-    /// The token provider (statistics for benchmarks and metrics).
-    pub fn tokens(&self) -> &TokenProvider {
-        &self.tokens
-    }
-
-    /// The Key Vault client (statistics for benchmarks and metrics).
-    pub fn keyvault(&self) -> &KeyVaultClient {
-        &self.keyvault
     }
 
     /// Performs one Mount within `--mount-timeout`.
