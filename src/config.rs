@@ -51,17 +51,29 @@ pub enum Command {
     /// Run the provider server (the default).
     Serve(ServeArgs),
     /// Check SecretProviderClass YAML files offline with the same parser and
-    /// validation as Mount (exit 0: valid, 1: invalid, 2: unreadable).
+    /// validation as Mount, reporting every problem with its field and line
+    /// (exit 0: valid, 1: invalid, 2: unreadable).
     Validate(ValidateArgs),
     /// Call a running provider over its socket exactly as the driver does and
     /// write the files into a directory (a debugging tool for real clusters).
+    #[command(after_help = MOUNT_EXIT_CODES)]
     Mount(MountArgs),
 }
+
+/// Exit codes of `mount`, shown by `mount --help` and listed in the README.
+pub const MOUNT_EXIT_CODES: &str = "Exit codes:
+  0  the provider answered; files written, one `file` and one `version` line each
+  1  the provider answered with an error (gRPC status or provider error code), answered
+     without object versions, or did not answer within --timeout
+  2  a local problem: bad arguments, unreadable or invalid --spc, --node-publish-secret-file
+     or --service-account-token-file, files that cannot be written, an invalid response
+  3  cannot connect to --socket (provider not running on this node, wrong path, permissions)";
 
 /// Options of `validate`.
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
-    /// SecretProviderClass YAML files (several documents per file allowed).
+    /// SecretProviderClass YAML files (several documents per file, `kind: List` as
+    /// `kubectl get secretproviderclasses -A -o yaml` prints it; `-` reads standard input).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Cloud assumed when a SecretProviderClass sets no cloudName.
@@ -78,6 +90,22 @@ pub struct ValidateArgs {
         default_value_t = false
     )]
     pub strict: bool,
+    /// Check as the provider runs with --write-cert-and-key-in-separate-files: the extra
+    /// `<file>.crt` and `<file>.key` take part in the path checks and may be named by secretObjects.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_VALIDATE_WRITE_CERT_AND_KEY_IN_SEPARATE_FILES",
+        default_value_t = false
+    )]
+    pub write_cert_and_key_in_separate_files: bool,
+    /// Also check classes with `provider: azure` as if they named `rust-azure` (before a
+    /// migration); without it they are skipped like other providers' classes.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_VALIDATE_CHECK_AZURE",
+        default_value_t = false
+    )]
+    pub check_azure: bool,
 }
 
 /// Options of `mount`.
@@ -141,11 +169,13 @@ pub struct MountArgs {
     /// YAML or JSON map file with the nodePublishSecretRef data (e.g. clientid, clientsecret).
     #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_NODE_PUBLISH_SECRET_FILE")]
     pub node_publish_secret_file: Option<PathBuf>,
-    /// Default file mode as the driver sends it (decimal).
+    /// Default file mode: octal as users write it (`0644`, `0o644`) or decimal as the
+    /// driver sends it (`420`). Sent to the provider in decimal.
     #[arg(
         long,
         env = "RUST_AZURE_PROVIDER_MOUNT_PERMISSION",
-        default_value_t = 420
+        value_parser = parse_permission,
+        default_value = "0644"
     )]
     pub permission: u32,
     /// Deadline of the call.
@@ -257,6 +287,29 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {value:?} ({e}); use forms like 90s, 2m or 500ms"))
 }
 
+/// Parses a file mode: octal with a leading `0` or `0o` (`0644`, `0o644`), or decimal as the
+/// driver sends it (`420`). Values above 0777 are rejected, so a mode written without its
+/// leading zero (`644`) is caught rather than read as decimal 644.
+///
+/// # Errors
+/// A message naming both accepted forms.
+pub fn parse_permission(value: &str) -> Result<u32, String> {
+    let v = value.trim();
+    let octal = v
+        .strip_prefix("0o")
+        .or_else(|| v.strip_prefix("0O"))
+        .or_else(|| v.strip_prefix('0').filter(|rest| !rest.is_empty()));
+    let parsed = match octal {
+        Some(digits) => u32::from_str_radix(digits, 8).ok(),
+        None => v.parse::<u32>().ok(),
+    };
+    parsed.filter(|m| *m <= 0o777).ok_or_else(|| {
+        format!(
+            "invalid file mode {value:?}: write it in octal with a leading 0 (0644) or in decimal as the driver sends it (420), at most 0777 (511)"
+        )
+    })
+}
+
 /// Validated runtime settings of the server.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -359,6 +412,17 @@ mod tests {
         assert_eq!(s.args.log_format, LogFormat::Json);
         assert!(!s.args.construct_pem_chain);
         assert_eq!(s.args.mount_timeout, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn permission_accepts_octal_and_decimal() {
+        for (text, mode) in [("0644", 0o644), ("0o600", 0o600), ("420", 0o644), ("0", 0), ("0777", 0o777), ("511", 0o777)] {
+            assert_eq!(parse_permission(text), Ok(mode), "{text}");
+        }
+        for text in ["644", "0800", "01000", "512", "rw-r--r--", ""] {
+            let err = parse_permission(text).unwrap_err();
+            assert!(err.contains("0644") && err.contains("420"), "{text}: {err}");
+        }
     }
 
     #[test]

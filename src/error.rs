@@ -24,3 +24,40 @@ pub enum ErrorClass {
     /// A bug or a malformed response from a remote service.
     Internal,
 }
+
+/// An error and its causes on one line, `outer: cause: root cause`, each text once: many of
+/// our errors already print their source in their own message (thiserror `{source}`), and
+/// printing the chain naively would repeat it.
+pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let part = e.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cur = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::chain_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("transport error")]
+    struct Terse(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_appears_once() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(chain_text(&Repeats(refused())), "outer: refused");
+        assert_eq!(chain_text(&Terse(refused())), "transport error: refused");
+    }
+}

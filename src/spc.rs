@@ -90,7 +90,7 @@ pub struct SecretObjectData {
 /// Problems reading SecretProviderClass documents.
 #[derive(Debug, thiserror::Error)]
 pub enum SpcError {
-    /// Not YAML, or not shaped like a SecretProviderClass.
+    /// Not YAML.
     #[error("document {index}: {message}")]
     Yaml {
         /// Position of the document in the file (0-based).
@@ -98,39 +98,138 @@ pub enum SpcError {
         /// Parser message.
         message: String,
     },
+    /// A SecretProviderClass with a field of the wrong shape.
+    #[error("document {index}: SecretProviderClass {name:?}: {field}: {message}")]
+    Shape {
+        /// Position of the document in the file (0-based).
+        index: usize,
+        /// `metadata.name` (empty when absent).
+        name: String,
+        /// Path of the field, e.g. `spec.parameters.objects`.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// No SecretProviderClass in the file.
     #[error("no SecretProviderClass found")]
     Empty,
 }
 
-/// Reads every SecretProviderClass document of a YAML stream; other kinds are skipped.
+/// Kinds whose `items` hold objects (`kubectl get spc -A -o yaml` prints a `List`).
+const LIST_KINDS: [&str; 2] = ["List", "SecretProviderClassList"];
+
+/// Reads every SecretProviderClass of a YAML stream, including the items of `kind: List`
+/// documents; other kinds are skipped. A document that is not YAML ends the stream (the
+/// parser cannot resynchronise); a class of the wrong shape is reported and the rest are read.
 ///
 /// # Errors
-/// [`SpcError`] for a document that does not parse.
-pub fn parse_documents(text: &str) -> Result<Vec<SecretProviderClass>, SpcError> {
+/// [`SpcError::Yaml`] when a document is not YAML.
+pub fn read_documents(text: &str) -> Result<Vec<Result<SecretProviderClass, SpcError>>, SpcError> {
     let mut out = vec![];
     for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = serde_norway::Value::deserialize(doc).map_err(|e| SpcError::Yaml {
             index,
             message: e.to_string(),
         })?;
-        if value.is_null() {
-            continue;
+        let kind = value.get("kind").and_then(serde_norway::Value::as_str);
+        if kind.is_some_and(|k| LIST_KINDS.contains(&k)) {
+            let items = value
+                .get("items")
+                .and_then(serde_norway::Value::as_sequence)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            out.extend(
+                items
+                    .iter()
+                    .filter(|v| is_spc(v))
+                    .map(|v| from_value(index, v.clone())),
+            );
+        } else if is_spc(&value) {
+            out.push(from_value(index, value));
         }
-        if value.get("kind").and_then(serde_norway::Value::as_str) != Some("SecretProviderClass") {
-            continue;
-        }
-        let spc: SecretProviderClass =
-            serde_norway::from_value(value).map_err(|e| SpcError::Yaml {
-                index,
-                message: e.to_string(),
-            })?;
-        out.push(spc);
     }
+    Ok(out)
+}
+
+/// Reads every SecretProviderClass document of a YAML stream (and `kind: List` items); other
+/// kinds are skipped.
+///
+/// # Errors
+/// [`SpcError`] for the first document that does not parse, or [`SpcError::Empty`].
+pub fn parse_documents(text: &str) -> Result<Vec<SecretProviderClass>, SpcError> {
+    let out = read_documents(text)?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     if out.is_empty() {
         return Err(SpcError::Empty);
     }
     Ok(out)
+}
+
+fn is_spc(value: &serde_norway::Value) -> bool {
+    value.get("kind").and_then(serde_norway::Value::as_str) == Some("SecretProviderClass")
+}
+
+/// Decodes one class, naming it and the offending field when the shape is wrong: the
+/// parser alone would say only "invalid type: map, expected a string".
+fn from_value(index: usize, value: serde_norway::Value) -> Result<SecretProviderClass, SpcError> {
+    use serde_norway::Value;
+    let name = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let shape = |field: String, message: String| SpcError::Shape {
+        index,
+        name: name.clone(),
+        field,
+        message,
+    };
+    let spec = value.get("spec");
+    if spec.is_none_or(|s| !s.is_mapping()) {
+        return Err(shape(
+            "spec".into(),
+            "missing or not a mapping; a SecretProviderClass needs spec.provider and spec.parameters".into(),
+        ));
+    }
+    if let Some(params) = spec.and_then(|s| s.get("parameters")) {
+        let Some(map) = params.as_mapping() else {
+            return Err(shape(
+                "spec.parameters".into(),
+                format!("{} given; it must be a mapping of parameter names to strings", type_name(params)),
+            ));
+        };
+        for (k, v) in map {
+            let key = k.as_str().unwrap_or("?");
+            if v.is_string() {
+                continue;
+            }
+            let hint = if key == "objects" {
+                "write it as a block string: `objects: |` followed by an indented `array:` of `- |` entries"
+            } else {
+                "every parameter is a string: quote the value (e.g. \"true\")"
+            };
+            return Err(shape(
+                format!("spec.parameters.{key}"),
+                format!("{} given; {hint}", type_name(v)),
+            ));
+        }
+    }
+    serde_norway::from_value(value).map_err(|e| shape("spec".into(), e.to_string()))
+}
+
+fn type_name(v: &serde_norway::Value) -> &'static str {
+    use serde_norway::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
 }
 
 /// The pod side of a mount, as kubelet describes it to the driver.

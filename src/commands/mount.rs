@@ -24,10 +24,28 @@ pub fn main(args: &MountArgs) -> ExitCode {
     };
     match runtime.block_on(run(args)) {
         Ok(code) => code,
-        Err(e) => {
+        Err(Failure::Local(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+        Err(Failure::Connect(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Why `mount` stopped before the provider answered (see `MOUNT_EXIT_CODES`).
+enum Failure {
+    /// Exit code 2.
+    Local(String),
+    /// Exit code 3.
+    Connect(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Local(message)
     }
 }
 
@@ -97,7 +115,7 @@ fn secrets_json(args: &MountArgs) -> Result<String, String> {
     serde_json::to_string(&map).map_err(|e| format!("cannot encode secrets: {e}"))
 }
 
-async fn run(args: &MountArgs) -> Result<ExitCode, String> {
+async fn run(args: &MountArgs) -> Result<ExitCode, Failure> {
     let spc = select_spc(args)?;
     let pod = PodInfo {
         name: args.pod_name.clone(),
@@ -118,10 +136,11 @@ async fn run(args: &MountArgs) -> Result<ExitCode, String> {
     let channel = crate::grpc::client::connect(args.socket.clone())
         .await
         .map_err(|e| {
-            format!(
-                "cannot connect to {}: {e} (is the provider running on this node?)",
-                args.socket.display()
-            )
+            Failure::Connect(format!(
+                "cannot connect to {}: {} (is the provider running on this node? is --socket the provider's socket?)",
+                args.socket.display(),
+                crate::error::chain_text(&e)
+            ))
         })?;
     let mut client = CsiDriverProviderClient::new(channel);
     let call = client.mount(request);

@@ -34,7 +34,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
     match runtime.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "provider stopped");
+            tracing::error!(error = %crate::error::chain_text(e.as_ref()), "provider stopped");
             ExitCode::FAILURE
         }
     }

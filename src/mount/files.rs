@@ -282,15 +282,31 @@ pub fn check_unique<'a, I>(files: I) -> Result<(), FilesError>
 where
     I: IntoIterator<Item = (&'a str, &'a ObjectSpec)>,
 {
+    first(conflicts(files))
+}
+
+/// Every conflict [`check_unique`] looks for, not only the first: duplicates in input order,
+/// then file/directory conflicts. `validate` reports them all.
+pub fn conflicts<'a, I>(files: I) -> Vec<FilesError>
+where
+    I: IntoIterator<Item = (&'a str, &'a ObjectSpec)>,
+{
+    let mut found = Vec::new();
     let mut owners: HashMap<&'a str, &'a ObjectSpec> = HashMap::new();
     let mut ordered: Vec<(&'a str, &'a ObjectSpec)> = Vec::new();
     for (path, spec) in files {
-        if let Some(first) = owners.insert(path, spec) {
-            return Err(FilesError::Duplicate {
-                path: path.to_owned(),
-                first_object: describe(first),
-                second_object: describe(spec),
-            });
+        match owners.entry(path) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                found.push(FilesError::Duplicate {
+                    path: path.to_owned(),
+                    first_object: describe(first.get()),
+                    second_object: describe(spec),
+                });
+                continue;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(spec);
+            }
         }
         ordered.push((path, spec));
     }
@@ -298,7 +314,7 @@ where
         for (pos, _) in path.match_indices('/') {
             let parent = &path[..pos];
             if let Some(owner) = owners.get(parent) {
-                return Err(FilesError::FileDirConflict {
+                found.push(FilesError::FileDirConflict {
                     file: parent.to_owned(),
                     file_object: describe(owner),
                     nested: path.to_owned(),
@@ -307,7 +323,7 @@ where
             }
         }
     }
-    Ok(())
+    found
 }
 
 /// [`validate_path`] on every entry, then [`check_unique`].
@@ -318,15 +334,38 @@ pub fn check_paths<'a, I>(files: I) -> Result<(), FilesError>
 where
     I: IntoIterator<Item = (&'a str, &'a ObjectSpec)>,
 {
-    let files: Vec<(&'a str, &'a ObjectSpec)> = files.into_iter().collect();
-    for (path, spec) in &files {
-        validate_path(path).map_err(|source| FilesError::InvalidPath {
-            path: (*path).to_owned(),
-            object: describe(spec),
-            source,
-        })?;
+    first(path_problems(files))
+}
+
+/// Every problem [`check_paths`] looks for, in the order it looks: invalid paths first (a path
+/// that breaks a rule is not checked for conflicts), then [`conflicts`].
+pub fn path_problems<'a, I>(files: I) -> Vec<FilesError>
+where
+    I: IntoIterator<Item = (&'a str, &'a ObjectSpec)>,
+{
+    let mut found = Vec::new();
+    let mut valid = Vec::new();
+    for (path, spec) in files {
+        match validate_path(path) {
+            Ok(()) => valid.push((path, spec)),
+            Err(source) => found.push(FilesError::InvalidPath {
+                path: path.to_owned(),
+                object: describe(spec),
+                source,
+            }),
+        }
     }
-    check_unique(files)
+    if found.is_empty() {
+        found.extend(conflicts(valid));
+    }
+    found
+}
+
+fn first(problems: Vec<FilesError>) -> Result<(), FilesError> {
+    match problems.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Pairs planned files with their specs for [`check_paths`]. Files whose `object_index` matches

@@ -953,6 +953,21 @@ pub fn parse_params(
     })
 }
 
+/// Every problem of the `objects` parameter, not only the first (`validate` reports them all):
+/// the specs of the valid entries and the errors of the others.
+///
+/// # Errors
+/// A problem of the whole document (missing, not YAML, no entries), which hides the entries.
+pub fn check_objects(
+    text: &str,
+    warnings: &mut Vec<ParamWarning>,
+) -> Result<(Vec<ObjectSpec>, Vec<ParamsError>), ParamsError> {
+    if text.trim().is_empty() {
+        return Err(ParamsError::ObjectsMissing);
+    }
+    objects::parse_objects_all(text, warnings)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -26,6 +26,20 @@ pub(super) fn parse_objects(
     text: &str,
     warnings: &mut Vec<ParamWarning>,
 ) -> Result<Vec<ObjectSpec>, ParamsError> {
+    let (specs, mut entry_errors) = parse_objects_all(text, warnings)?;
+    if entry_errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(entry_errors.swap_remove(0))
+    }
+}
+
+/// [`parse_objects`] that goes on after an invalid entry: the valid specs and every entry's
+/// error, in `array` order. Problems of the document as a whole are still returned as `Err`.
+pub(super) fn parse_objects_all(
+    text: &str,
+    warnings: &mut Vec<ParamWarning>,
+) -> Result<(Vec<ObjectSpec>, Vec<ParamsError>), ParamsError> {
     let doc: ObjectsDoc =
         serde_norway::from_str(text).map_err(|source| ParamsError::ObjectsYaml { source })?;
     for key in &doc.other_keys {
@@ -50,11 +64,15 @@ pub(super) fn parse_objects(
     if doc.array.is_empty() {
         return Err(ParamsError::ObjectsEmpty);
     }
-    doc.array
-        .iter()
-        .enumerate()
-        .map(|(index, entry)| parse_entry(index, entry, warnings))
-        .collect()
+    let mut specs = Vec::with_capacity(doc.array.len());
+    let mut errors = Vec::new();
+    for (index, entry) in doc.array.iter().enumerate() {
+        match parse_entry(index, entry, warnings) {
+            Ok(spec) => specs.push(spec),
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((specs, errors))
 }
 
 fn parse_entry(
