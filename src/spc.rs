@@ -301,6 +301,27 @@ mod tests {
     }
 
     #[test]
+    fn list_items_are_read_and_shape_errors_name_class_and_field() {
+        let mut items = String::new();
+        for (i, line) in SEED.lines().filter(|l| !l.starts_with('#')).enumerate() {
+            items.push_str(if i == 0 { "- " } else { "  " });
+            items.push_str(line);
+            items.push('\n');
+        }
+        let list = format!("apiVersion: v1\nkind: List\nitems:\n{items}- kind: Pod\n  metadata: {{name: p}}\n");
+        let spcs = parse_documents(&list).unwrap();
+        assert_eq!(spcs.len(), 1);
+        assert_eq!(spcs[0].metadata.name, "spc-myk8skv");
+
+        let bad = "kind: SecretProviderClass\nmetadata: {name: b}\nspec:\n  parameters:\n    usePodIdentity: true\n";
+        let err = parse_documents(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("SecretProviderClass \"b\": spec.parameters.usePodIdentity: a boolean given; every parameter is a string: quote the value"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn other_kinds_are_skipped_and_empty_is_an_error() {
         let text = format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: x}}\n---\n{SEED}");
         assert_eq!(parse_documents(&text).unwrap().len(), 1);

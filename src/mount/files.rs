@@ -594,6 +594,22 @@ mod tests {
     }
 
     #[test]
+    fn conflicts_lists_every_problem_in_check_order() {
+        let specs = [
+            ObjectSpec::secret("a").with_index(0).with_alias("x"),
+            ObjectSpec::secret("b").with_index(1).with_alias("x"),
+            ObjectSpec::secret("c").with_index(2).with_alias("y"),
+            ObjectSpec::secret("d").with_index(3).with_alias("y/z"),
+        ];
+        let found = conflicts(specs.iter().map(|s| (s.file_name(), s)));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(matches!(&found[0], FilesError::Duplicate { path, .. } if path == "x"));
+        assert!(matches!(&found[1], FilesError::FileDirConflict { file, .. } if file == "y"));
+        let first = check_unique(specs.iter().map(|s| (s.file_name(), s))).unwrap_err();
+        assert_eq!(first.to_string(), found[0].to_string());
+    }
+
+    #[test]
     fn file_and_directory_conflict() {
         let specs = [
             ObjectSpec::secret("a"),
