@@ -111,7 +111,7 @@ pub struct ValidateArgs {
 /// Options of `mount`.
 #[derive(Debug, Clone, Args)]
 pub struct MountArgs {
-    /// SecretProviderClass YAML file.
+    /// SecretProviderClass YAML file (`kind: List` too); `-` reads standard input.
     #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_SPC")]
     pub spc: PathBuf,
     /// Name of the SecretProviderClass when the file holds several.

@@ -334,6 +334,22 @@ fn mount_accepts_octal_and_decimal_permissions_and_explains_exit_codes() {
         );
         assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
     }
+    // `--spc -`: the class piped in, as in the README's node debug recipe.
+    let mut child = bin()
+        .args(["mount", "--spc", "-", "--out"])
+        .arg(dir.path().join("out"))
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(&spc_path).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+
     let out = bin()
         .args(["mount", "--permission", "644", "--spc"])
         .arg(&spc_path)

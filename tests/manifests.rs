@@ -118,8 +118,91 @@ fn helm_rendered_chart_agrees_with_the_binary() {
         "expected the default and the hostNetwork renderings in {dir}"
     );
     assert!(
-        host_network >= 1,
-        "expected a hostNetwork rendering in {dir}"
+        host_network >= 2,
+        "expected the hostNetwork and pod-identity renderings in {dir}"
+    );
+    check_full_rendering(Path::new(&dir).join("full.yaml").as_path());
+    let pod_identity = documents(&Path::new(&dir).join("pod-identity.yaml"));
+    let ds = pod_identity
+        .iter()
+        .find(|d| d.get("kind").and_then(Value::as_str) == Some("DaemonSet"))
+        .unwrap();
+    assert_eq!(
+        get(ds, &["spec", "template", "spec", "hostNetwork"]).as_bool(),
+        Some(true),
+        "values-pod-identity.yaml must put the provider on the host network (NMI)"
+    );
+}
+
+/// The rendering with every optional value set (scripts/helm-check.sh writes the values).
+fn check_full_rendering(path: &Path) {
+    let docs = documents(path);
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d.get("kind").and_then(Value::as_str) == Some(k))
+            .unwrap_or_else(|| panic!("{}: no {k}", path.display()))
+    };
+    let ds = kind("DaemonSet");
+    let pod = get(ds, &["spec", "template", "spec"]);
+    let container = &get(pod, &["containers"]).as_sequence().unwrap()[0];
+    let args: Vec<&str> = get(container, &["args"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    for expected in [
+        "--custom-user-agent=ops: team #1 \"quoted\"",
+        "--outbound-proxy=http://proxy.internal:3128",
+        "--no-proxy=10.0.0.0/8,.svc,.cluster.local",
+        "--log-filter=rust_azure_provider=debug,warn",
+        "--drain-timeout=45s",
+        "--sni-name=true",
+        "--extra=yes: no",
+    ] {
+        assert!(args.contains(&expected), "{expected:?} not in {args:?}");
+    }
+    assert_eq!(
+        s(get(container, &["image"])),
+        "registry.example/rust-azure-provider:1.2.3"
+    );
+    assert_eq!(
+        s(get(&get(pod, &["imagePullSecrets"])[0], &["name"])),
+        "regcred"
+    );
+    assert_eq!(s(get(&get(container, &["env"])[0], &["name"])), "EXTRA");
+    assert_eq!(get(pod, &["terminationGracePeriodSeconds"]).as_u64(), Some(60));
+
+    // The metrics Service selects the provider pods and names their metrics port.
+    let pod_labels = get(ds, &["spec", "template", "metadata", "labels"]);
+    let matches_pod = |selector: &Value| {
+        selector.as_mapping().unwrap().iter().all(|(k, v)| {
+            pod_labels.get(s(k)).and_then(Value::as_str) == Some(s(v))
+        })
+    };
+    let service = kind("Service");
+    assert!(matches_pod(get(service, &["spec", "selector"])));
+    let port = &get(service, &["spec", "ports"])[0];
+    assert_eq!(s(get(port, &["targetPort"])), "metrics");
+    assert_eq!(get(port, &["port"]).as_u64(), Some(9101));
+    let metrics_port = get(container, &["ports"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| s(get(p, &["name"])) == "metrics")
+        .unwrap();
+    assert_eq!(get(metrics_port, &["containerPort"]).as_u64(), Some(9101));
+    let service_labels = get(service, &["metadata", "labels"]);
+    let monitor = kind("ServiceMonitor");
+    for (k, v) in get(monitor, &["spec", "selector", "matchLabels"]).as_mapping().unwrap() {
+        assert_eq!(service_labels.get(s(k)).and_then(Value::as_str), Some(s(v)));
+    }
+    assert_eq!(s(get(&get(monitor, &["spec", "endpoints"])[0], &["port"])), "metrics");
+    let pod_monitor = kind("PodMonitor");
+    assert!(matches_pod(get(pod_monitor, &["spec", "selector", "matchLabels"])));
+    assert_eq!(
+        s(get(&get(pod_monitor, &["spec", "podMetricsEndpoints"])[0], &["port"])),
+        "metrics"
     );
 }
 
@@ -196,6 +279,51 @@ fn check_daemonset(path: &Path, ds: &Value) {
         assert!(get(container, &["resources", "limits", "memory"]).is_string());
         assert!(get(container, &["resources", "requests", "cpu"]).is_string());
         assert_eq!(s(get(pod, &["nodeSelector", "kubernetes.io/os"])), "linux");
+        assert_eq!(
+            s(get(pod, &["securityContext", "seccompProfile", "type"])),
+            "RuntimeDefault",
+            "{}",
+            path.display()
+        );
+
+        // Virtual nodes run no CSI driver: the DaemonSet stays off them.
+        let terms = get(
+            pod,
+            &[
+                "affinity",
+                "nodeAffinity",
+                "requiredDuringSchedulingIgnoredDuringExecution",
+                "nodeSelectorTerms",
+            ],
+        )
+        .as_sequence()
+        .unwrap();
+        assert!(!terms.is_empty());
+        for term in terms {
+            let excluded = get(term, &["matchExpressions"])
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    s(get(e, &["key"])) == "type"
+                        && s(get(e, &["operator"])) == "NotIn"
+                        && get(e, &["values"])
+                            .as_sequence()
+                            .unwrap()
+                            .iter()
+                            .any(|v| s(v) == "virtual-kubelet")
+                });
+            assert!(excluded, "{}: a node term admits virtual-kubelet nodes", path.display());
+        }
+
+        // The kubelet's SIGKILL must come after the drain has finished.
+        let grace = get(pod, &["terminationGracePeriodSeconds"]).as_u64().unwrap();
+        assert!(
+            grace > settings.args.drain_timeout.as_secs(),
+            "{}: terminationGracePeriodSeconds {grace} is not above --drain-timeout {:?}",
+            path.display(),
+            settings.args.drain_timeout
+        );
     }
 }
 
@@ -238,16 +366,35 @@ fn helm_chart_passes_only_known_flags_and_defined_values() {
     let values = documents(&chart.join("values.yaml")).remove(0);
     let template = std::fs::read_to_string(chart.join("templates/daemonset.yaml")).unwrap();
     let flags = known_flags();
-    let mut seen = 0;
+    let mut passed = BTreeSet::new();
     for line in template.lines() {
         let line = line.trim();
-        if let Some(rest) = line.strip_prefix("- --") {
-            let name = rest.split('=').next().unwrap();
-            assert!(flags.contains(name), "chart passes unknown flag --{name}");
-            seen += 1;
-        }
+        let Some(rest) = line.strip_prefix("- ") else {
+            continue;
+        };
+        let Some(at) = rest.find("\"--") else {
+            continue;
+        };
+        let name: String = rest[at + 3..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        assert!(flags.contains(&name), "chart passes unknown flag --{name}");
+        // Quoted, so that any value renders as a YAML string.
+        assert!(
+            rest.starts_with('"') || rest.ends_with("| quote }}"),
+            "unquoted argument: {line}"
+        );
+        passed.insert(name);
     }
-    assert!(seen >= 10, "chart should pass the provider's flags");
+    // Every flag of the server has a value in the chart.
+    let serve_flags: BTreeSet<String> = flags
+        .iter()
+        .filter(|f| !["help", "version"].contains(&f.as_str()))
+        .cloned()
+        .collect();
+    let missing: Vec<&String> = serve_flags.difference(&passed).collect();
+    assert!(missing.is_empty(), "chart has no value for {missing:?}");
     // Every .Values.x referenced by a template is defined in values.yaml.
     for entry in std::fs::read_dir(chart.join("templates")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();

@@ -50,8 +50,17 @@ impl From<String> for Failure {
 }
 
 fn select_spc(args: &MountArgs) -> Result<SecretProviderClass, String> {
-    let text = std::fs::read_to_string(&args.spc)
-        .map_err(|e| format!("cannot read {}: {e}", args.spc.display()))?;
+    // `-`: standard input, so that `kubectl get secretproviderclass … -o yaml` can be piped
+    // into a node debug container whose image has no shell.
+    let text = if args.spc.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(&args.spc)
+            .map_err(|e| format!("cannot read {}: {e}", args.spc.display()))?
+    };
     let mut spcs =
         spc::parse_documents(&text).map_err(|e| format!("{}: {e}", args.spc.display()))?;
     match &args.spc_name {
