@@ -40,8 +40,8 @@ drainTimeout: 45s
 customUserAgent: 'ops: team #1 "quoted"'
 outboundProxy: http://proxy.internal:3128
 noProxy: 10.0.0.0/8,.svc,.cluster.local
-sniName: "true"
-extraArgs: ["--extra=yes: no"]
+sniName: "yes: no"
+extraArgs: ["--ca-bundle=/etc/ssl/extra: ca.pem"]
 extraEnv: [{name: EXTRA, value: "1"}]
 metrics:
   service: {enabled: true}

@@ -157,8 +157,8 @@ fn check_full_rendering(path: &Path) {
         "--no-proxy=10.0.0.0/8,.svc,.cluster.local",
         "--log-filter=rust_azure_provider=debug,warn",
         "--drain-timeout=45s",
-        "--sni-name=true",
-        "--extra=yes: no",
+        "--sni-name=yes: no",
+        "--ca-bundle=/etc/ssl/extra: ca.pem",
     ] {
         assert!(args.contains(&expected), "{expected:?} not in {args:?}");
     }
