@@ -430,3 +430,26 @@ spec:
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A start-up failure prints its cause once (the error's own message already carries it).
+#[test]
+fn serve_failure_names_the_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = bin()
+        .arg("--provider-dir")
+        .arg(file.join("sub"))
+        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("provider stopped")).unwrap();
+    assert!(line.contains("Not a directory"), "{line}");
+    assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
+}
