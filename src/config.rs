@@ -416,7 +416,14 @@ mod tests {
 
     #[test]
     fn permission_accepts_octal_and_decimal() {
-        for (text, mode) in [("0644", 0o644), ("0o600", 0o600), ("420", 0o644), ("0", 0), ("0777", 0o777), ("511", 0o777)] {
+        for (text, mode) in [
+            ("0644", 0o644),
+            ("0o600", 0o600),
+            ("420", 0o644),
+            ("0", 0),
+            ("0777", 0o777),
+            ("511", 0o777),
+        ] {
             assert_eq!(parse_permission(text), Ok(mode), "{text}");
         }
         for text in ["644", "0800", "01000", "512", "rw-r--r--", ""] {

@@ -197,7 +197,10 @@ fn from_value(index: usize, value: serde_norway::Value) -> Result<SecretProvider
         let Some(map) = params.as_mapping() else {
             return Err(shape(
                 "spec.parameters".into(),
-                format!("{} given; it must be a mapping of parameter names to strings", type_name(params)),
+                format!(
+                    "{} given; it must be a mapping of parameter names to strings",
+                    type_name(params)
+                ),
             ));
         };
         for (k, v) in map {
@@ -308,7 +311,9 @@ mod tests {
             items.push_str(line);
             items.push('\n');
         }
-        let list = format!("apiVersion: v1\nkind: List\nitems:\n{items}- kind: Pod\n  metadata: {{name: p}}\n");
+        let list = format!(
+            "apiVersion: v1\nkind: List\nitems:\n{items}- kind: Pod\n  metadata: {{name: p}}\n"
+        );
         let spcs = parse_documents(&list).unwrap();
         assert_eq!(spcs.len(), 1);
         assert_eq!(spcs[0].metadata.name, "spc-myk8skv");

@@ -54,7 +54,11 @@ fn every_example_validates_once_placeholders_are_filled_in() {
             // Replace `<...>` inside quoted values only (comments keep theirs).
             let line = match (line.find("\"<"), line.rfind(">\"")) {
                 (Some(a), Some(b)) if a < b => {
-                    format!("{}\"72f988bf-86f1-41af-91ab-2d7cd011db47{}", &line[..a], &line[b + 1..])
+                    format!(
+                        "{}\"72f988bf-86f1-41af-91ab-2d7cd011db47{}",
+                        &line[..a],
+                        &line[b + 1..]
+                    )
                 }
                 _ => line.to_owned(),
             };
@@ -86,8 +90,14 @@ fn validate_text(args: &[&str], yaml: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spc.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let out = bin().arg("validate").args(args).arg(&path).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "spc.yaml");
+    let out = bin()
+        .arg("validate")
+        .args(args)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout =
+        String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "spc.yaml");
     (out.status.code(), stdout)
 }
 
@@ -127,7 +137,10 @@ fn output_path_conflicts_are_errors() {
     let (code, out) = validate_text(&[], &history);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("both write the file \"h/2\""), "{out}");
-    assert!(out.contains("Mount fails once Key Vault returns that many versions"), "{out}");
+    assert!(
+        out.contains("Mount fails once Key Vault returns that many versions"),
+        "{out}"
+    );
 
     let file_dir = spc(
         "filedir",
@@ -136,7 +149,11 @@ fn output_path_conflicts_are_errors() {
     );
     let (code, out) = validate_text(&[], &file_dir);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("both write the file \"h\"") || out.contains("inside a directory of that name"), "{out}");
+    assert!(
+        out.contains("both write the file \"h\"")
+            || out.contains("inside a directory of that name"),
+        "{out}"
+    );
 
     // `a.crt` collides only with the split-files extras of `a`.
     let split = spc(
@@ -164,7 +181,10 @@ fn secret_objects_must_name_files_that_will_exist() {
         out.contains("spc.yaml:12: so: error: spec.secretObjects[0].data[0].objectName: \"tls.crt\" matches no mounted file; <file>.crt and <file>.key are written only with --write-cert-and-key-in-separate-files"),
         "{out}"
     );
-    assert!(out.contains("spec.secretObjects[0].data[1].objectName"), "{out}");
+    assert!(
+        out.contains("spec.secretObjects[0].data[1].objectName"),
+        "{out}"
+    );
     let (code, out) = validate_text(&["--write-cert-and-key-in-separate-files"], &text);
     assert_eq!(code, Some(0), "{out}");
 }
@@ -216,7 +236,11 @@ spec:
 /// `kubectl get secretproviderclasses -A -o yaml | rust-azure-provider validate -`.
 #[test]
 fn kubectl_list_on_stdin_skips_other_providers() {
-    let good = spc("good", "array:\n  - |\n    objectName: a\n    objectType: secret\n", "");
+    let good = spc(
+        "good",
+        "array:\n  - |\n    objectName: a\n    objectType: secret\n",
+        "",
+    );
     let mut item = String::new();
     for (i, line) in good.lines().enumerate() {
         item.push_str(if i == 0 { "- " } else { "  " });
@@ -249,13 +273,20 @@ fn kubectl_list_on_stdin_skips_other_providers() {
 
 #[test]
 fn check_azure_checks_azure_classes() {
-    let text = spc("old", "array:\n  - |\n    objectName: a\n    objectType: secret\n", "")
-        .replace("provider: rust-azure", "provider: azure");
+    let text = spc(
+        "old",
+        "array:\n  - |\n    objectName: a\n    objectType: secret\n",
+        "",
+    )
+    .replace("provider: rust-azure", "provider: azure");
     let (code, out) = validate_text(&[], &text);
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = validate_text(&["--check-azure"], &text);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("old: warning: spec.provider: is \"azure\""), "{out}");
+    assert!(
+        out.contains("old: warning: spec.provider: is \"azure\""),
+        "{out}"
+    );
     assert!(out.contains("old: ok ("), "{out}");
 }
 
@@ -289,8 +320,15 @@ fn objects_as_a_map_names_the_class_and_field() {
 
 #[test]
 fn strict_mode_fails_on_warnings_and_says_so() {
-    let text = spc("w", "array:\n  - |\n    objectName: a\n    objectType: secret\n", "")
-        .replace("    keyvaultName: kv1\n", "    keyvaultName: kv1\n    resourceGroup: rg\n");
+    let text = spc(
+        "w",
+        "array:\n  - |\n    objectName: a\n    objectType: secret\n",
+        "",
+    )
+    .replace(
+        "    keyvaultName: kv1\n",
+        "    keyvaultName: kv1\n    resourceGroup: rg\n",
+    );
     let (code, out) = validate_text(&[], &text);
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = validate_text(&["--strict"], &text);
@@ -311,7 +349,11 @@ fn mount_accepts_octal_and_decimal_permissions_and_explains_exit_codes() {
     let spc_path = dir.path().join("spc.yaml");
     std::fs::write(
         &spc_path,
-        spc("m", "array:\n  - |\n    objectName: a\n    objectType: secret\n", ""),
+        spc(
+            "m",
+            "array:\n  - |\n    objectName: a\n    objectType: secret\n",
+            "",
+        ),
     )
     .unwrap();
     let socket = dir.path().join("absent.sock");
@@ -332,7 +374,11 @@ fn mount_accepts_octal_and_decimal_permissions_and_explains_exit_codes() {
             stderr.contains("cannot connect to") && stderr.contains("No such file or directory"),
             "{stderr}"
         );
-        assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+        assert_eq!(
+            stderr.matches("No such file or directory").count(),
+            1,
+            "{stderr}"
+        );
     }
     // `--spc -`: the class piped in, as in the README's node debug recipe.
     let mut child = bin()
@@ -362,7 +408,13 @@ fn mount_accepts_octal_and_decimal_permissions_and_explains_exit_codes() {
 
     let help = bin().args(["mount", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for code in ["Exit codes:", "  0  ", "  1  ", "  2  ", "  3  cannot connect"] {
+    for code in [
+        "Exit codes:",
+        "  0  ",
+        "  1  ",
+        "  2  ",
+        "  3  cannot connect",
+    ] {
         assert!(help.contains(code), "{help}");
     }
 }
@@ -440,7 +492,12 @@ fn serve_failure_names_the_cause_once() {
     let out = bin()
         .arg("--provider-dir")
         .arg(file.join("sub"))
-        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     let text = format!(
@@ -449,7 +506,10 @@ fn serve_failure_names_the_cause_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
-    let line = text.lines().find(|l| l.contains("provider stopped")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("provider stopped"))
+        .unwrap();
     assert!(line.contains("Not a directory"), "{line}");
     assert_eq!(line.matches("Not a directory").count(), 1, "{line}");
 }

@@ -171,14 +171,19 @@ fn check_full_rendering(path: &Path) {
         "regcred"
     );
     assert_eq!(s(get(&get(container, &["env"])[0], &["name"])), "EXTRA");
-    assert_eq!(get(pod, &["terminationGracePeriodSeconds"]).as_u64(), Some(60));
+    assert_eq!(
+        get(pod, &["terminationGracePeriodSeconds"]).as_u64(),
+        Some(60)
+    );
 
     // The metrics Service selects the provider pods and names their metrics port.
     let pod_labels = get(ds, &["spec", "template", "metadata", "labels"]);
     let matches_pod = |selector: &Value| {
-        selector.as_mapping().unwrap().iter().all(|(k, v)| {
-            pod_labels.get(s(k)).and_then(Value::as_str) == Some(s(v))
-        })
+        selector
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| pod_labels.get(s(k)).and_then(Value::as_str) == Some(s(v)))
     };
     let service = kind("Service");
     assert!(matches_pod(get(service, &["spec", "selector"])));
@@ -194,14 +199,26 @@ fn check_full_rendering(path: &Path) {
     assert_eq!(get(metrics_port, &["containerPort"]).as_u64(), Some(9101));
     let service_labels = get(service, &["metadata", "labels"]);
     let monitor = kind("ServiceMonitor");
-    for (k, v) in get(monitor, &["spec", "selector", "matchLabels"]).as_mapping().unwrap() {
+    for (k, v) in get(monitor, &["spec", "selector", "matchLabels"])
+        .as_mapping()
+        .unwrap()
+    {
         assert_eq!(service_labels.get(s(k)).and_then(Value::as_str), Some(s(v)));
     }
-    assert_eq!(s(get(&get(monitor, &["spec", "endpoints"])[0], &["port"])), "metrics");
-    let pod_monitor = kind("PodMonitor");
-    assert!(matches_pod(get(pod_monitor, &["spec", "selector", "matchLabels"])));
     assert_eq!(
-        s(get(&get(pod_monitor, &["spec", "podMetricsEndpoints"])[0], &["port"])),
+        s(get(&get(monitor, &["spec", "endpoints"])[0], &["port"])),
+        "metrics"
+    );
+    let pod_monitor = kind("PodMonitor");
+    assert!(matches_pod(get(
+        pod_monitor,
+        &["spec", "selector", "matchLabels"]
+    )));
+    assert_eq!(
+        s(get(
+            &get(pod_monitor, &["spec", "podMetricsEndpoints"])[0],
+            &["port"]
+        )),
         "metrics"
     );
 }
@@ -313,11 +330,17 @@ fn check_daemonset(path: &Path, ds: &Value) {
                             .iter()
                             .any(|v| s(v) == "virtual-kubelet")
                 });
-            assert!(excluded, "{}: a node term admits virtual-kubelet nodes", path.display());
+            assert!(
+                excluded,
+                "{}: a node term admits virtual-kubelet nodes",
+                path.display()
+            );
         }
 
         // The kubelet's SIGKILL must come after the drain has finished.
-        let grace = get(pod, &["terminationGracePeriodSeconds"]).as_u64().unwrap();
+        let grace = get(pod, &["terminationGracePeriodSeconds"])
+            .as_u64()
+            .unwrap();
         assert!(
             grace > settings.args.drain_timeout.as_secs(),
             "{}: terminationGracePeriodSeconds {grace} is not above --drain-timeout {:?}",

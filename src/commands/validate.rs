@@ -688,9 +688,8 @@ impl<'a> LineFinder<'a> {
         let (key, value) = finding.locate.as_ref()?;
         (self.anchor..self.lines.len())
             .find(|&i| {
-                key_value(self.lines[i]).is_some_and(|(k, v)| {
-                    k == key && value.as_ref().is_none_or(|want| v == want)
-                })
+                key_value(self.lines[i])
+                    .is_some_and(|(k, v)| k == key && value.as_ref().is_none_or(|want| v == want))
             })
             .map(|i| i + 1)
     }
