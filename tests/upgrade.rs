@@ -84,7 +84,6 @@ async fn rolling_update_overlap_never_loses_the_socket() {
     held.version(VersionRequest::default())
         .await
         .expect("the old instance still serves its accepted connection");
-    let old_log = old.logs();
     let new_log = new.logs();
     assert!(
         new_log.contains("another instance is serving on the socket"),
