@@ -395,12 +395,12 @@ mod tests {
             .filter(|l| l.starts_with("grpc_request_bucket{"))
             .collect();
         assert_eq!(reference.len(), BUCKETS.len() + 1, "{text}");
-        assert_eq!(sample(&text, &format!("grpc_request_bucket{{{labels},le=\"0.1\"}}")), 1.0);
+        assert_eq!(sample(&text, &format!("grpc_request_bucket{{le=\"0.1\",{labels}}}")), 1.0);
         // The fine series tells 2.4 ms from 5 ms and from 1 ms.
         let fine = "rust_azure_provider_grpc_request_duration_seconds_bucket";
-        assert_eq!(sample(&text, &format!("{fine}{{{labels},le=\"0.001\"}}")), 0.0);
-        assert_eq!(sample(&text, &format!("{fine}{{{labels},le=\"0.0025\"}}")), 1.0);
-        assert_eq!(sample(&text, &format!("{fine}{{{labels},le=\"30.0\"}}")), 1.0);
+        assert_eq!(sample(&text, &format!("{fine}{{le=\"0.001\",{labels}}}")), 0.0);
+        assert_eq!(sample(&text, &format!("{fine}{{le=\"0.0025\",{labels}}}")), 1.0);
+        assert_eq!(sample(&text, &format!("{fine}{{le=\"30.0\",{labels}}}")), 1.0);
         assert_eq!(
             sample(&text, &format!("rust_azure_provider_grpc_request_duration_seconds_count{{{labels}}}")),
             1.0
@@ -408,11 +408,11 @@ mod tests {
         assert!(text.contains("# UNIT rust_azure_provider_grpc_request_duration_seconds seconds"), "{text}");
         let kv = format!("object_type=\"secret\",error=\"\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\"");
         assert_eq!(
-            sample(&text, &format!("rust_azure_provider_keyvault_request_duration_seconds_bucket{{{kv},le=\"0.001\"}}")),
+            sample(&text, &format!("rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.001\",{kv}}}")),
             1.0
         );
         assert_eq!(
-            sample(&text, &format!("rust_azure_provider_keyvault_request_duration_seconds_bucket{{{kv},le=\"0.0005\"}}")),
+            sample(&text, &format!("rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.0005\",{kv}}}")),
             0.0
         );
     }
