@@ -15,6 +15,7 @@
 pub mod fake_azure;
 pub mod fake_identity;
 pub mod fake_keyvault;
+pub mod nmi;
 pub(crate) mod h2raw;
 pub mod pki;
 pub mod provider_process;
