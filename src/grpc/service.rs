@@ -145,8 +145,14 @@ impl ProviderService {
             Ok(i) => i,
             Err(e) => {
                 let err = MountError::from(e);
-                tracing::warn!(code = err.code(), error = %err, "mount request rejected");
-                return Err(err.into());
+                let status = Status::from(&err);
+                tracing::warn!(
+                    code = code_name(status.code()),
+                    reason = err.code(),
+                    error = %err,
+                    "mount request rejected"
+                );
+                return Err(status);
             }
         };
         let (ns, pod, spc) = input.pod_identity_fields();

@@ -186,8 +186,17 @@ impl Drop for ProviderProcess {
     }
 }
 
-/// Reads `name=<addr>` from a text log line.
+/// Reads `name=<addr>` from a text log line, or field `name` from a JSON one.
 fn field_addr(line: &str, name: &str) -> anyhow::Result<SocketAddr> {
+    if line.trim_start().starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        return v[name]
+            .as_str()
+            .ok_or_else(|| anyhow!("no {name} in the start-up line: {line}"))?
+            .parse()
+            .with_context(|| format!("{name} is not an address: {line}"));
+    }
     let key = format!("{name}=");
     let value = line
         .split_whitespace()
