@@ -80,7 +80,12 @@ async fn healthz(State(s): State<AdminState>) -> (StatusCode, String) {
 /// socket accepts a connection. A connect, not a gRPC call, keeps it cheap;
 /// `/healthz` exercises the whole server.
 async fn readyz(State(s): State<AdminState>) -> (StatusCode, String) {
-    let not_ready = |why: String| (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"));
+    let not_ready = |why: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+    };
     if !s.ready.is_ready() {
         return not_ready("shutting down".into());
     }

@@ -607,11 +607,20 @@ mod tests {
         // A scheme's own variable wins over ALL_PROXY; nothing set means no proxy at all.
         let r = rules(
             &HttpConfig::default(),
-            &[("ALL_PROXY", "http://all:1"), ("HTTPS_PROXY", "http://tls:2")],
+            &[
+                ("ALL_PROXY", "http://all:1"),
+                ("HTTPS_PROXY", "http://tls:2"),
+            ],
         )
         .unwrap();
-        assert_eq!(via(&r, "https://a.example/").as_deref(), Some("http://tls:2/"));
-        assert_eq!(via(&r, "http://a.example/").as_deref(), Some("http://all:1/"));
+        assert_eq!(
+            via(&r, "https://a.example/").as_deref(),
+            Some("http://tls:2/")
+        );
+        assert_eq!(
+            via(&r, "http://a.example/").as_deref(),
+            Some("http://all:1/")
+        );
         assert!(rules(&HttpConfig::default(), &[("NO_PROXY", "*")]).is_none());
         assert!(rules(&HttpConfig::default(), &[("HTTPS_PROXY", "")]).is_none());
     }
@@ -624,7 +633,11 @@ mod tests {
             ..HttpConfig::default()
         };
         // The override wins over the environment; an empty --no-proxy still keeps loopback direct.
-        let r = rules(&config, &[("HTTPS_PROXY", "http://env:1"), ("NO_PROXY", "*")]).unwrap();
+        let r = rules(
+            &config,
+            &[("HTTPS_PROXY", "http://env:1"), ("NO_PROXY", "*")],
+        )
+        .unwrap();
         assert_eq!(via(&r, "http://localhost:2579/"), None);
         assert_eq!(via(&r, "https://127.0.0.1:443/"), None);
         assert_eq!(

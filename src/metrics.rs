@@ -388,31 +388,66 @@ mod tests {
         m.grpc_request(mount, "OK", Duration::from_micros(2_400));
         m.keyvault_request("secret", "", Duration::from_micros(700));
         let text = m.encode().unwrap();
-        let labels = format!("grpc_method=\"{mount}\",grpc_code=\"OK\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\"");
+        let labels = format!(
+            "grpc_method=\"{mount}\",grpc_code=\"OK\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\""
+        );
         // The reference's series: exactly its 14 buckets plus +Inf, 2.4 ms lands in 0.1.
         let reference: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("grpc_request_bucket{"))
             .collect();
         assert_eq!(reference.len(), BUCKETS.len() + 1, "{text}");
-        assert_eq!(sample(&text, &format!("grpc_request_bucket{{le=\"0.1\",{labels}}}")), 1.0);
+        assert_eq!(
+            sample(
+                &text,
+                &format!("grpc_request_bucket{{le=\"0.1\",{labels}}}")
+            ),
+            1.0
+        );
         // The fine series tells 2.4 ms from 5 ms and from 1 ms.
         let fine = "rust_azure_provider_grpc_request_duration_seconds_bucket";
-        assert_eq!(sample(&text, &format!("{fine}{{le=\"0.001\",{labels}}}")), 0.0);
-        assert_eq!(sample(&text, &format!("{fine}{{le=\"0.0025\",{labels}}}")), 1.0);
-        assert_eq!(sample(&text, &format!("{fine}{{le=\"30.0\",{labels}}}")), 1.0);
         assert_eq!(
-            sample(&text, &format!("rust_azure_provider_grpc_request_duration_seconds_count{{{labels}}}")),
-            1.0
+            sample(&text, &format!("{fine}{{le=\"0.001\",{labels}}}")),
+            0.0
         );
-        assert!(text.contains("# UNIT rust_azure_provider_grpc_request_duration_seconds seconds"), "{text}");
-        let kv = format!("object_type=\"secret\",error=\"\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\"");
         assert_eq!(
-            sample(&text, &format!("rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.001\",{kv}}}")),
+            sample(&text, &format!("{fine}{{le=\"0.0025\",{labels}}}")),
             1.0
         );
         assert_eq!(
-            sample(&text, &format!("rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.0005\",{kv}}}")),
+            sample(&text, &format!("{fine}{{le=\"30.0\",{labels}}}")),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("rust_azure_provider_grpc_request_duration_seconds_count{{{labels}}}")
+            ),
+            1.0
+        );
+        assert!(
+            text.contains("# UNIT rust_azure_provider_grpc_request_duration_seconds seconds"),
+            "{text}"
+        );
+        let kv = format!(
+            "object_type=\"secret\",error=\"\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\""
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.001\",{kv}}}"
+                )
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.0005\",{kv}}}"
+                )
+            ),
             0.0
         );
     }
@@ -423,11 +458,16 @@ mod tests {
         assert_eq!(
             sample(
                 &text,
-                &format!("rust_azure_provider_build_info{{version=\"{VERSION}\",commit=\"{COMMIT}\"}}")
+                &format!(
+                    "rust_azure_provider_build_info{{version=\"{VERSION}\",commit=\"{COMMIT}\"}}"
+                )
             ),
             1.0
         );
-        assert!(text.contains("# TYPE rust_azure_provider_build_info gauge"), "{text}");
+        assert!(
+            text.contains("# TYPE rust_azure_provider_build_info gauge"),
+            "{text}"
+        );
         assert!(
             COMMIT == "unknown" || COMMIT.bytes().all(|b| b.is_ascii_hexdigit()),
             "{COMMIT}"

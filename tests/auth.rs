@@ -433,10 +433,7 @@ async fn nmi_wire_shape_and_cache() {
     assert_eq!(r.header("podname"), Some("busybox-0"));
     // The client has a proxy for everything and an empty no-proxy list: NMI went direct anyway.
     let records = fake.proxy.records();
-    assert!(
-        records.iter().all(|r| r.host != "localhost"),
-        "{records:?}"
-    );
+    assert!(records.iter().all(|r| r.host != "localhost"), "{records:?}");
 }
 
 #[tokio::test]

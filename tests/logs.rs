@@ -49,7 +49,8 @@ fn strings<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
 fn is_debug_text(s: &str) -> bool {
     s == "None"
         || s.contains("Some(")
-        || s.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == "None")
+        || s.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == "None")
         || (s.len() >= 2 && s.starts_with('"') && s.ends_with('"'))
 }
 
@@ -81,7 +82,10 @@ async fn json_logs_have_no_debug_text_and_failures_carry_the_grpc_code() {
     // with a warning; only the second has an object index).
     let mut req = mount_request(
         VAULT,
-        &[format!("{}    objectColour: blue\n", object_yaml("s", "secret"))],
+        &[format!(
+            "{}    objectColour: blue\n",
+            object_yaml("s", "secret")
+        )],
         &sp,
         "app",
     );
@@ -128,10 +132,7 @@ async fn json_logs_have_no_debug_text_and_failures_carry_the_grpc_code() {
         lines.push(v);
     }
     let with = |message: &str| -> Vec<&Value> {
-        lines
-            .iter()
-            .filter(|v| v["message"] == message)
-            .collect()
+        lines.iter().filter(|v| v["message"] == message).collect()
     };
 
     let failed = with("mount failed");

@@ -357,7 +357,9 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
     assert_eq!(nmi[0].header("podname"), Some("inject-secrets-from-akv"));
     let records = env.fake.proxy.records();
     assert!(
-        !records.iter().any(|r| r.host == "localhost" || r.host == "127.0.0.1"),
+        !records
+            .iter()
+            .any(|r| r.host == "localhost" || r.host == "127.0.0.1"),
         "loopback went through the proxy: {records:?}"
     );
     assert!(

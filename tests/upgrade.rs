@@ -54,7 +54,9 @@ async fn status(p: &ProviderProcess, endpoint: &str) -> (u16, String) {
 }
 
 fn inode(path: &Path) -> u64 {
-    std::fs::symlink_metadata(path).expect("socket exists").ino()
+    std::fs::symlink_metadata(path)
+        .expect("socket exists")
+        .ino()
 }
 
 #[tokio::test]
@@ -72,7 +74,10 @@ async fn rolling_update_overlap_never_loses_the_socket() {
 
     let new = start(&fake, dir.path()).await;
     let new_inode = inode(&socket);
-    assert_ne!(old_inode, new_inode, "the new instance renamed its socket over the path");
+    assert_ne!(
+        old_inode, new_inode,
+        "the new instance renamed its socket over the path"
+    );
     assert!(path_answers(&socket).await);
     assert_eq!(status(&new, "/readyz").await, (200, "ready\n".into()));
     assert_eq!(status(&new, "/healthz").await.0, 200);
@@ -99,7 +104,11 @@ async fn rolling_update_overlap_never_loses_the_socket() {
         "{old_log}"
     );
     assert!(!old_log.contains("socket removed"), "{old_log}");
-    assert_eq!(inode(&socket), new_inode, "the new instance's socket survives");
+    assert_eq!(
+        inode(&socket),
+        new_inode,
+        "the new instance's socket survives"
+    );
     assert!(path_answers(&socket).await);
     assert_eq!(status(&new, "/readyz").await, (200, "ready\n".into()));
     assert_eq!(status(&new, "/healthz").await.0, 200);
