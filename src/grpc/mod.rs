@@ -176,7 +176,15 @@ pub fn bind(path: &Path) -> Result<BoundSocket, ServeError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "rust-azure.sock".to_owned());
-    let staging = dir.join(format!(".{file_name}.staging-{}", std::process::id()));
+    // Old and new pods of a DaemonSet can both be PID 1 in their own PID namespaces while
+    // sharing this directory: the name also carries the time, so two binds never share it.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let staging = dir.join(format!(
+        ".{file_name}.staging-{}-{nanos}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::DirBuilder::new()
         .mode(0o700)
