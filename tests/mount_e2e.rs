@@ -381,8 +381,8 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
         .await
         .unwrap();
     assert_eq!((status, body.trim()), (200, "ok"));
-    let (status, _) = http_get(env.provider.health_addr, "/readyz").await.unwrap();
-    assert_eq!(status, 200);
+    let (status, body) = http_get(env.provider.health_addr, "/readyz").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
     let (status, metrics) = http_get(env.provider.metrics_addr, "/metrics")
         .await
         .unwrap();
@@ -401,6 +401,21 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
             .any(|l| l.starts_with("keyvault_request_bucket{")),
         "{metrics}"
     );
+    // The millisecond histograms beside the reference's, and which build this is.
+    for prefix in [
+        "rust_azure_provider_grpc_request_duration_seconds_bucket{le=\"0.0005\",grpc_method=\"/v1alpha1.CSIDriverProvider/Mount\"",
+        "rust_azure_provider_keyvault_request_duration_seconds_bucket{le=\"0.0005\",object_type=\"secret\"",
+        concat!(
+            "rust_azure_provider_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\",commit=\""
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(prefix)),
+            "no {prefix} in:\n{metrics}"
+        );
+    }
     let (status, _) = http_get(env.provider.health_addr, "/metrics")
         .await
         .unwrap();
