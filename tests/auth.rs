@@ -1,6 +1,7 @@
 //! Token acquisition for every identity mode against fake Entra ID (HTTPS via CONNECT through
-//! the recording proxy, generated CA), fake IMDS and fake NMI (plain HTTP, absolute-form through
-//! the same proxy), using the production `HttpClient` and `TokenProvider`.
+//! the recording proxy, generated CA), fake IMDS (plain HTTP, absolute-form through the same
+//! proxy) and fake NMI (directly on 127.0.0.1:2579: loopback is never proxied), using the
+//! production `HttpClient` and `TokenProvider`.
 
 #![allow(
     clippy::expect_used,
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::fake_azure::{FakeAzure, FakeResponse, Request};
+use common::nmi::NmiPort;
 use rust_azure_provider::auth::proxy_transport::TokenProxyTransport;
 use rust_azure_provider::auth::sni_discovery::{API_SERVER_NAME, DiscoveryTarget};
 use rust_azure_provider::auth::token_proxy::sni_name_for_cluster;
@@ -402,6 +404,7 @@ async fn imds_multiple_identities_hint() {
 #[tokio::test]
 async fn nmi_wire_shape_and_cache() {
     let fake = FakeAzure::start().await;
+    let _nmi = NmiPort::claim(fake.http_addr).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = seen.clone();
     fake.route_fn("localhost", move |r| {
@@ -428,6 +431,9 @@ async fn nmi_wire_shape_and_cache() {
     assert_eq!(r.query.as_deref(), Some("resource=https://vault.azure.net"));
     assert_eq!(r.header("podns"), Some("default"));
     assert_eq!(r.header("podname"), Some("busybox-0"));
+    // The client has a proxy for everything and an empty no-proxy list: NMI went direct anyway.
+    let records = fake.proxy.records();
+    assert!(records.iter().all(|r| r.host != "localhost"), "{records:?}");
 }
 
 #[tokio::test]
@@ -440,6 +446,7 @@ async fn nmi_404_and_403() {
         ),
     ] {
         let fake = FakeAzure::start().await;
+        let _nmi = NmiPort::claim(fake.http_addr).await;
         fake.route_fn("localhost", move |_| FakeResponse {
             status,
             headers: vec![],

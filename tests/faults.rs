@@ -510,6 +510,7 @@ async fn imds_down_and_garbage() {
 #[tokio::test]
 async fn nmi_down_and_garbage() {
     let env = env().await;
+    let _nmi = common::nmi::NmiPort::claim(env.fake.http_addr).await;
     let cases: Vec<(&str, FakeResponse, Code, &str)> = vec![
         // NMI answers every refusal with a non-200 status (§12.1: Unauthenticated), so no retries.
         (

@@ -569,8 +569,38 @@ async fn no_proxy_list_bypasses_proxy() {
     assert_eq!(fake.requests()[0].path, "/direct");
 }
 
+/// Loopback never goes through the explicit proxy, even with an empty no-proxy list (as Go's
+/// `ProxyFromEnvironment` decides), while every other host does.
+#[tokio::test]
+async fn loopback_bypasses_the_proxy_whatever_the_no_proxy_list() {
+    let fake = FakeAzure::start().await;
+    fake.route_fn("127.0.0.1", |_| FakeResponse::json(200, "{}"));
+    fake.route_fn("localhost", |_| FakeResponse::json(200, "{}"));
+    let http = HttpClient::new(&HttpConfig {
+        no_proxy: Some(String::new()),
+        ..http_config(&fake)
+    })
+    .expect("http");
+    let port = fake.https_addr.port();
+    for url in [
+        format!("https://127.0.0.1:{port}/ip"),
+        format!("https://localhost:{port}/name"),
+    ] {
+        let resp = http.client().get(&url).send().await.expect(&url);
+        assert_eq!(resp.status(), 200, "{url}");
+    }
+    assert!(
+        fake.proxy.records().is_empty(),
+        "loopback went through the proxy: {:?}",
+        fake.proxy.records()
+    );
+    assert_eq!(fake.requests_to("127.0.0.1").len(), 1);
+    assert_eq!(fake.requests_to("localhost").len(), 1);
+}
+
 /// The environment proxy variables (no explicit proxy): a child process of this test binary gets
-/// `HTTPS_PROXY` and `NO_PROXY` (the test process's own environment is never changed).
+/// `HTTPS_PROXY` and a `NO_PROXY` that does not list loopback (the test process's own
+/// environment is never changed). Key Vault goes through the proxy, loopback directly.
 #[tokio::test]
 async fn environment_proxy_variables_are_honoured() {
     let fake = FakeAzure::start().await;
@@ -579,6 +609,7 @@ async fn environment_proxy_variables_are_honoured() {
     fake.keyvault
         .add_secret("envkv", "s", "v1", "from-env-proxy", 1);
     fake.route_fn("127.0.0.1", |_| FakeResponse::json(200, "{}"));
+    fake.route_fn("localhost", |_| FakeResponse::json(200, "{}"));
 
     let exe = std::env::current_exe().expect("test exe");
     let mut cmd = std::process::Command::new(exe);
@@ -596,7 +627,7 @@ async fn environment_proxy_variables_are_honoured() {
     .env_remove("all_proxy")
     .env("HTTPS_PROXY", fake.proxy_url())
     .env("HTTP_PROXY", fake.proxy_url())
-    .env("NO_PROXY", "127.0.0.1")
+    .env("NO_PROXY", "unrelated.example")
     .env("KV_TEST_CHILD_CA", fake.pki.ca_path())
     .env(
         "KV_TEST_CHILD_DIRECT_PORT",
@@ -620,7 +651,9 @@ async fn environment_proxy_variables_are_honoured() {
         "{hosts:?}"
     );
     assert!(!hosts.contains(&"127.0.0.1".to_owned()), "{hosts:?}");
+    assert!(!hosts.contains(&"localhost".to_owned()), "{hosts:?}");
     assert_eq!(fake.requests_to("127.0.0.1").len(), 1);
+    assert_eq!(fake.requests_to("localhost").len(), 1);
 }
 
 /// Run only by `environment_proxy_variables_are_honoured` in a child process.
@@ -652,7 +685,14 @@ async fn env_proxy_child() {
         .get(format!("https://127.0.0.1:{port}/direct"))
         .send()
         .await
-        .expect("direct via NO_PROXY");
+        .expect("direct: loopback is never proxied");
+    assert_eq!(resp.status(), 200);
+    let resp = http
+        .client()
+        .get(format!("https://localhost:{port}/direct"))
+        .send()
+        .await
+        .expect("direct: localhost is never proxied");
     assert_eq!(resp.status(), 200);
 }
 

@@ -23,6 +23,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use common::fake_azure::FakeAzure;
 use common::fake_identity::{FakeIdentity, Source};
 use common::fake_keyvault::{Access, Kind, testdata, throttled};
+use common::nmi::NmiPort;
 use common::provider_process::{ProviderProcess, http_get};
 use rust_azure_provider::grpc::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
 use rust_azure_provider::grpc::proto::v1alpha1::{MountRequest, MountResponse};
@@ -46,11 +47,27 @@ struct Env {
     client: Client,
     /// Values that must never appear in logs or error messages (besides what the fakes track).
     sensitive: Vec<String>,
+    /// The fake NMI on 127.0.0.1:2579, for tests that use pod identity.
+    _nmi: Option<NmiPort>,
 }
 
 impl Env {
     async fn start(extra_args: &[&str]) -> Self {
+        Self::start_inner(extra_args, false).await
+    }
+
+    /// [`Env::start`] plus the fake NMI on its real port (serialised with other such tests).
+    async fn start_with_nmi(extra_args: &[&str]) -> Self {
+        Self::start_inner(extra_args, true).await
+    }
+
+    async fn start_inner(extra_args: &[&str], nmi: bool) -> Self {
         let fake = FakeAzure::start().await;
+        let nmi = if nmi {
+            Some(NmiPort::claim(fake.http_addr).await)
+        } else {
+            None
+        };
         let id = FakeIdentity::install(&fake);
         let mut args = vec!["--log-filter", LOG_FILTER];
         args.extend_from_slice(extra_args);
@@ -65,6 +82,7 @@ impl Env {
             provider,
             client,
             sensitive: vec![],
+            _nmi: nmi,
         }
     }
 
@@ -250,7 +268,7 @@ fn pem_blocks(text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
-    let mut env = Env::start(&[]).await;
+    let mut env = Env::start_with_nmi(&[]).await;
     env.id.grant_vault("myk8skv", Access::All);
     env.id.nmi_pod(
         "default",
@@ -324,7 +342,8 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
         );
     }
 
-    // Pod identity: NMI through HTTP_PROXY (absolute form), once; Key Vault through CONNECT.
+    // Pod identity: NMI directly on 127.0.0.1:2579, once, although HTTP_PROXY is set and
+    // NO_PROXY is not (loopback is never proxied); Key Vault through CONNECT.
     let nmi = env.id.requests(Source::Nmi);
     assert_eq!(nmi.len(), 1, "the second Mount uses the cached token");
     assert_eq!(nmi[0].method, "GET");
@@ -338,9 +357,10 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
     assert_eq!(nmi[0].header("podname"), Some("inject-secrets-from-akv"));
     let records = env.fake.proxy.records();
     assert!(
-        records.iter().any(|r| r.method == "GET"
-            && r.target == "http://localhost:2579/host/token/?resource=https://vault.azure.net"),
-        "{records:?}"
+        !records
+            .iter()
+            .any(|r| r.host == "localhost" || r.host == "127.0.0.1"),
+        "loopback went through the proxy: {records:?}"
     );
     assert!(
         records
@@ -361,8 +381,8 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
         .await
         .unwrap();
     assert_eq!((status, body.trim()), (200, "ok"));
-    let (status, _) = http_get(env.provider.health_addr, "/readyz").await.unwrap();
-    assert_eq!(status, 200);
+    let (status, body) = http_get(env.provider.health_addr, "/readyz").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
     let (status, metrics) = http_get(env.provider.metrics_addr, "/metrics")
         .await
         .unwrap();
@@ -381,6 +401,21 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
             .any(|l| l.starts_with("keyvault_request_bucket{")),
         "{metrics}"
     );
+    // The millisecond histograms beside the reference's, and which build this is.
+    for prefix in [
+        "rust_azure_provider_grpc_request_duration_seconds_bucket{le=\"0.0005\",grpc_method=\"/v1alpha1.CSIDriverProvider/Mount\"",
+        "rust_azure_provider_keyvault_request_duration_seconds_bucket{le=\"0.0005\",object_type=\"secret\"",
+        concat!(
+            "rust_azure_provider_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\",commit=\""
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(prefix)),
+            "no {prefix} in:\n{metrics}"
+        );
+    }
     let (status, _) = http_get(env.provider.health_addr, "/metrics")
         .await
         .unwrap();
@@ -400,7 +435,7 @@ async fn seed_scenario_v1_and_v1alpha1_with_secret_sync_health_and_metrics() {
 
 #[tokio::test]
 async fn every_identity_mode_over_the_wire_with_token_caching() {
-    let mut env = Env::start(&[]).await;
+    let mut env = Env::start_with_nmi(&[]).await;
     env.id.grant_vault("idkv", Access::All);
     env.secret("idkv", "app-secret", "v1", "id-modes-value-7731", 100);
     let objs = objects(&["objectName: app-secret\nobjectType: secret"]);
@@ -515,8 +550,13 @@ async fn every_identity_mode_over_the_wire_with_token_caching() {
     assert_eq!(nmi[0].header("podname"), Some("nmi-pod"));
     assert_eq!(nmi[0].header("podns"), Some("default"));
 
-    // Every Key Vault request went through the proxy with CONNECT; IMDS/NMI in absolute form.
+    // Every Key Vault request went through the proxy with CONNECT, IMDS in absolute form, NMI
+    // (loopback) never.
     let records = env.fake.proxy.records();
+    assert!(
+        !records.iter().any(|r| r.host == "localhost"),
+        "{records:?}"
+    );
     assert!(
         records
             .iter()

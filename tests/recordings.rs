@@ -1,7 +1,7 @@
 //! Every recorded Key Vault object body in `shared/testdata/keyvault-responses/`
 //! (secrets, certificate-backed secrets, keys, certificates) served as recorded by
 //! the fake Key Vault and mounted through the whole production pipeline (socket →
-//! parameters → NMI token through the proxy → Key Vault over HTTPS → rendering).
+//! parameters → NMI token (directly on 127.0.0.1:2579) → Key Vault over HTTPS → rendering).
 //! Mounted bytes are compared with the reference provider's output where it was
 //! recorded (`tests/fixtures/reference/`, made by a Go program that renders the way
 //! the reference does) and otherwise with the rule of azure-behaviour.md §8.
@@ -110,6 +110,7 @@ async fn every_recorded_object_mounts_as_the_reference_writes_it() {
         "expected the recorded object bodies, got {files:?}"
     );
     let fake = FakeAzure::start().await;
+    let _nmi = common::nmi::NmiPort::claim(fake.http_addr).await;
     let identity = FakeIdentity::install(&fake);
     identity.nmi_pod(POD.0, POD.1, "recordings-identity");
     identity.grant_vault(VAULT, Access::All);

@@ -359,6 +359,27 @@ async fn stale_socket_is_replaced() {
 }
 
 #[tokio::test]
+async fn overlapping_instances_hand_the_socket_over() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rust-azure.sock");
+    let ino = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().ino();
+    let (old_token, old_handle) = serve_at(&path, Duration::from_secs(5));
+    let old_ino = ino(&path);
+    let (new_token, new_handle) = serve_at(&path, Duration::from_secs(5));
+    let new_ino = ino(&path);
+    assert_ne!(old_ino, new_ino);
+    old_token.cancel();
+    old_handle.await.unwrap().unwrap();
+    // The older instance left the newer one's socket in place.
+    assert_eq!(ino(&path), new_ino);
+    assert_eq!(tonic_version(&path).await.version, "v1alpha1");
+    new_token.cancel();
+    new_handle.await.unwrap().unwrap();
+    assert!(!path.exists(), "the last instance removes its own socket");
+}
+
+#[tokio::test]
 async fn regular_file_in_the_way_fails_bind_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rust-azure.sock");
