@@ -3,14 +3,17 @@
 # buildah with the vfs driver; nothing is pulled) and reports the binary's size and the image's
 # size, layers and user.
 #
-#   bash scripts/image.sh           build the image localhost/rust-azure-provider:<version>
-#   bash scripts/image.sh --smoke   build it, then run it with podman + runc under the DaemonSet's
-#                                   constraints against the quickstart's Azure stand-in
+#   bash scripts/image.sh              build the image localhost/rust-azure-provider:<version>
+#   bash scripts/image.sh --smoke      build it, then run it with podman + runc under the
+#                                      DaemonSet's constraints against the quickstart's Azure stand-in
+#   bash scripts/image.sh --arch arm64 cross-build the arm64 image ...:<version>-arm64 (binary checked
+#                                      under qemu-aarch64; no container smoke on this amd64 host)
 #
 # Installs what it needs itself when missing (apt: buildah podman runc musl-tools binutils curl
-# ca-certificates; rustup: the musl target; PyPI: grpcurl in target/tools-venv), so it runs as root
-# on a fresh Debian machine. Everything it builds or stores lives under target/ (the musl build in
-# target/x86_64-unknown-linux-musl, image storage in target/image). Any missing piece is an error.
+# ca-certificates, for arm64 gcc-aarch64-linux-gnu qemu-user; rustup: the musl target; PyPI:
+# grpcurl in target/tools-venv), so it runs as root on a fresh Debian machine. Everything it builds
+# or stores lives under target/ (the musl build in target/<triple>, image storage in target/image).
+# Any missing piece is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,22 +25,48 @@ die() {
 step() { echo "== image: $*"; }
 
 SMOKE=0
-for arg in "$@"; do
-  case $arg in
+ARCH=amd64
+while [ $# -gt 0 ]; do
+  case $1 in
     --smoke) SMOKE=1 ;;
+    --arch)
+      [ $# -ge 2 ] || die "--arch needs amd64 or arm64"
+      ARCH=$2
+      shift
+      ;;
     -h | --help)
-      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    *) die "unknown argument $arg (expected --smoke)" ;;
+    *) die "unknown argument $1 (expected --smoke or --arch amd64|arm64)" ;;
   esac
+  shift
 done
 
 START=$SECONDS
-TARGET=x86_64-unknown-linux-musl
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 [ -n "$VERSION" ] || die "cannot read the package version from Cargo.toml"
-IMAGE=localhost/rust-azure-provider:$VERSION
+case $ARCH in
+  amd64)
+    TARGET=x86_64-unknown-linux-musl
+    MACHINE='Advanced Micro Devices X86-64'
+    IMAGE=localhost/rust-azure-provider:$VERSION
+    # Debian's musl-gcc compiles ring's C and assembly against musl.
+    export CC_x86_64_unknown_linux_musl=musl-gcc
+    ;;
+  arm64)
+    [ "$SMOKE" = 0 ] || die "--smoke runs the amd64 image only (this host cannot run arm64 containers)"
+    TARGET=aarch64-unknown-linux-musl
+    MACHINE=AArch64
+    IMAGE=localhost/rust-azure-provider:$VERSION-arm64
+    # Debian has no aarch64 musl cross compiler; the glibc one compiles ring's freestanding C and
+    # assembly, and links against the musl C library and start files that rustup's
+    # aarch64-unknown-linux-musl target ships (self-contained static linking).
+    export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+    ;;
+  *) die "--arch $ARCH: expected amd64 or arm64" ;;
+esac
 WORK=$ROOT/target/image
 SYSTEM_CA=/etc/ssl/certs/ca-certificates.crt
 mkdir -p "$WORK"
@@ -48,6 +77,10 @@ command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
+if [ "$ARCH" = arm64 ]; then
+  command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu)
+  command -v qemu-aarch64 >/dev/null 2>&1 || missing+=(qemu-user)
+fi
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -s "$SYSTEM_CA" ] || missing+=(ca-certificates)
@@ -66,7 +99,7 @@ if ! rustup target list --installed | grep -qx "$TARGET"; then
 fi
 
 step "static binary (cargo build --release --target $TARGET)"
-CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --locked --target "$TARGET" --bin rust-azure-provider \
+cargo build --release --locked --target "$TARGET" --bin rust-azure-provider \
   || die "the musl build failed"
 BIN=target/$TARGET/release/rust-azure-provider
 [ -x "$BIN" ] || die "$BIN was not built"
@@ -78,11 +111,17 @@ fi
 if readelf -dW "$BIN" | grep -q '(NEEDED)'; then
   die "$BIN needs shared libraries: $(readelf -dW "$BIN" | grep '(NEEDED)' | tr -s ' ')"
 fi
+readelf -hW "$BIN" | grep -q "Machine:[[:space:]]*$MACHINE\$" || die "$BIN is not an $MACHINE executable"
+if [ "$ARCH" = arm64 ]; then
+  RUNS=$(qemu-aarch64 "$BIN" --version) || die "$BIN does not run under qemu-aarch64"
+else
+  RUNS=$("$BIN" --version) || die "$BIN does not run"
+fi
 BIN_BYTES=$(stat -c %s "$BIN")
-echo "static binary: $BIN, $BIN_BYTES bytes ($(numfmt --to=iec-i --suffix=B "$BIN_BYTES")), $("$BIN" --version)"
+echo "static binary: $BIN, $BIN_BYTES bytes ($(numfmt --to=iec-i --suffix=B "$BIN_BYTES")), $MACHINE, $RUNS"
 
-step "build context (target/image/context)"
-CTX=$WORK/context
+step "build context (target/image/context-$ARCH)"
+CTX=$WORK/context-$ARCH
 rm -rf "$CTX"
 mkdir -p "$CTX/rootfs/bin" "$CTX/rootfs/etc/ssl/certs"
 install -m 0755 "$BIN" "$CTX/rootfs/bin/rust-azure-provider"
@@ -105,7 +144,7 @@ step "buildah bud (FROM scratch, offline)"
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # The commit time as the image's creation time: the same commit builds the same image.
 EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
-buildah "${STORE[@]}" bud --pull-never --timestamp "$EPOCH" \
+buildah "${STORE[@]}" bud --pull-never --timestamp "$EPOCH" --os linux --arch "$ARCH" \
   --build-arg "VERSION=$VERSION" --build-arg "REVISION=$REVISION" \
   -f "$CTX/Containerfile" -t "$IMAGE" "$CTX" || die "buildah bud failed"
 "${PODMAN[@]}" image prune -f >/dev/null || die "podman image prune failed"
@@ -113,13 +152,15 @@ buildah "${STORE[@]}" bud --pull-never --timestamp "$EPOCH" \
 IMAGE_BYTES=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE") || die "podman cannot see $IMAGE"
 LAYERS=$("${PODMAN[@]}" image inspect --format '{{len .RootFS.Layers}}' "$IMAGE")
 IMAGE_USER=$("${PODMAN[@]}" image inspect --format '{{.Config.User}}' "$IMAGE")
+IMAGE_ARCH=$("${PODMAN[@]}" image inspect --format '{{.Architecture}}' "$IMAGE")
+[ "$IMAGE_ARCH" = "$ARCH" ] || die "the image's architecture is '$IMAGE_ARCH', expected $ARCH"
 ENTRYPOINT=$("${PODMAN[@]}" image inspect --format '{{json .Config.Entrypoint}}' "$IMAGE")
 [ "$IMAGE_USER" = "65532:65532" ] || die "the image's user is '$IMAGE_USER', expected 65532:65532"
 [ "$LAYERS" = 1 ] || die "the image has $LAYERS layers, expected 1"
-ARCHIVE=$WORK/rust-azure-provider-$VERSION.oci.tar
+ARCHIVE=$WORK/rust-azure-provider-$VERSION-$ARCH.oci.tar
 rm -f "$ARCHIVE"
-"${PODMAN[@]}" save --format oci-archive -o "$ARCHIVE" "$IMAGE" >/dev/null || die "podman save failed"
-echo "image: $IMAGE, $IMAGE_BYTES bytes ($(numfmt --to=iec-i --suffix=B "$IMAGE_BYTES")), $LAYERS layer, user $IMAGE_USER, entrypoint $ENTRYPOINT"
+"${PODMAN[@]}" save -q --format oci-archive -o "$ARCHIVE" "$IMAGE" >/dev/null || die "podman save failed"
+echo "image: $IMAGE, linux/$IMAGE_ARCH, $IMAGE_BYTES bytes ($(numfmt --to=iec-i --suffix=B "$IMAGE_BYTES")), $LAYERS layer, user $IMAGE_USER, entrypoint $ENTRYPOINT"
 echo "image archive: $ARCHIVE ($(numfmt --to=iec-i --suffix=B "$(stat -c %s "$ARCHIVE")"); load it with podman load, ctr images import or kind load image-archive)"
 echo "image: built in $((SECONDS - START))s"
 [ "$SMOKE" = 1 ] || exit 0
@@ -224,17 +265,19 @@ check_constraints() {
   grep -Eq "^Uid:[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid$" <<<"$status" \
     || die "$name: process uid is not $uid: $(grep '^Uid:' <<<"$status")"
   grep -Eq '^NoNewPrivs:[[:space:]]+1$' <<<"$status" || die "$name: no_new_privs is not set"
+  # Mode 2: a seccomp filter, the runtime's default profile (seccompProfile: RuntimeDefault).
+  grep -Eq '^Seccomp:[[:space:]]+2$' <<<"$status" || die "$name: no seccomp filter ($(grep '^Seccomp:' <<<"$status"))"
   for cap in CapPrm CapEff CapBnd; do
     grep -Eq "^$cap:[[:space:]]+0+$" <<<"$status" || die "$name: $(grep "^$cap:" <<<"$status") (expected none)"
   done
   root_opts=$(awk '$5 == "/" { print $6 }' "/proc/$pid/mountinfo")
   [[ ,$root_opts, == *,ro,* ]] || die "$name: root filesystem mounted '$root_opts', expected read-only"
-  echo "$name: pid $pid runs as uid $uid, no capabilities, no_new_privs, root filesystem read-only"
+  echo "$name: pid $pid runs as uid $uid, no capabilities, no_new_privs, seccomp filter, root filesystem read-only"
 }
 
 # check_provider NAME DIR: Version and the seed Mount through the socket, /healthz and /readyz.
 check_provider() {
-  local name=$1 dir=$2 out version
+  local name=$1 dir=$2 out version metrics
   [ -S "$dir/rust-azure.sock" ] || die "$name: no socket at $dir/rust-azure.sock"
   version=$("$GRPCURL" -plaintext -unix -import-path proto -proto v1alpha1/service.proto \
     -d '{"version": "v1alpha1"}' "$dir/rust-azure.sock" v1alpha1.CSIDriverProvider/Version) \
@@ -248,8 +291,8 @@ check_provider() {
   [ "$(cat "$out/ExamplePassword")" = hVFkk965BuUv ] || die "$name: $out/ExamplePassword does not hold the seed secret"
   [ "$(curl -fsS --max-time 20 "http://$HEALTH/healthz")" = ok ] || die "$name: /healthz on $HEALTH is not ok"
   curl -fsS --max-time 5 "http://$HEALTH/readyz" >/dev/null || die "$name: /readyz on $HEALTH failed"
-  curl -fsS --max-time 5 "http://$METRICS/metrics" | grep -q '^grpc_request' \
-    || die "$name: /metrics on $METRICS has no grpc_request samples"
+  metrics=$(curl -fsS --max-time 5 "http://$METRICS/metrics") || die "$name: /metrics on $METRICS failed"
+  grep -q '^grpc_request' <<<"$metrics" || die "$name: /metrics on $METRICS has no grpc_request samples"
   echo "$name: Version $VERSION, seed Mount wrote ExamplePassword=hVFkk965BuUv, /healthz ok, /readyz ok (health $HEALTH)"
 }
 
