@@ -118,7 +118,7 @@ else
   RUNS=$("$BIN" --version) || die "$BIN does not run"
 fi
 BIN_BYTES=$(stat -c %s "$BIN")
-echo "static binary: $BIN, $BIN_BYTES bytes ($(numfmt --to=iec-i --suffix=B "$BIN_BYTES")), $MACHINE, $RUNS"
+echo "static binary: $BIN, $BIN_BYTES bytes ($(numfmt --to=iec-i --suffix=B --round=nearest "$BIN_BYTES")), $MACHINE, $RUNS"
 
 step "build context (target/image/context-$ARCH)"
 CTX=$WORK/context-$ARCH
@@ -160,8 +160,8 @@ ENTRYPOINT=$("${PODMAN[@]}" image inspect --format '{{json .Config.Entrypoint}}'
 ARCHIVE=$WORK/rust-azure-provider-$VERSION-$ARCH.oci.tar
 rm -f "$ARCHIVE"
 "${PODMAN[@]}" save -q --format oci-archive -o "$ARCHIVE" "$IMAGE" >/dev/null || die "podman save failed"
-echo "image: $IMAGE, linux/$IMAGE_ARCH, $IMAGE_BYTES bytes ($(numfmt --to=iec-i --suffix=B "$IMAGE_BYTES")), $LAYERS layer, user $IMAGE_USER, entrypoint $ENTRYPOINT"
-echo "image archive: $ARCHIVE ($(numfmt --to=iec-i --suffix=B "$(stat -c %s "$ARCHIVE")"); load it with podman load, ctr images import or kind load image-archive)"
+echo "image: $IMAGE, linux/$IMAGE_ARCH, $IMAGE_BYTES bytes ($(numfmt --to=iec-i --suffix=B --round=nearest "$IMAGE_BYTES")), $LAYERS layer, user $IMAGE_USER, entrypoint $ENTRYPOINT"
+echo "image archive: $ARCHIVE ($(numfmt --to=iec-i --suffix=B --round=nearest "$(stat -c %s "$ARCHIVE")"); load it with podman load, ctr images import or kind load image-archive)"
 echo "image: built in $((SECONDS - START))s"
 [ "$SMOKE" = 1 ] || exit 0
 

@@ -91,7 +91,10 @@ fn daemonsets_agree_with_the_binary() {
 
 /// The image scripts/image.sh builds and tags.
 fn built_image() -> String {
-    format!("localhost/rust-azure-provider:{}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "localhost/rust-azure-provider:{}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 #[test]
@@ -100,7 +103,12 @@ fn manifests_and_chart_name_the_image_scripts_image_sh_builds() {
         let container = &get(&ds, &["spec", "template", "spec", "containers"])
             .as_sequence()
             .unwrap()[0];
-        assert_eq!(s(get(container, &["image"])), built_image(), "{}", path.display());
+        assert_eq!(
+            s(get(container, &["image"])),
+            built_image(),
+            "{}",
+            path.display()
+        );
         assert_eq!(s(get(container, &["imagePullPolicy"])), "IfNotPresent");
     }
     let chart = deploy_dir().join("helm/rust-azure-provider");
@@ -114,20 +122,18 @@ fn manifests_and_chart_name_the_image_scripts_image_sh_builds() {
     assert_eq!(format!("{repository}:{tag}"), built_image());
     assert_eq!(s(get(&values, &["image", "pullPolicy"])), "IfNotPresent");
 
-    let script = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image.sh"),
-    )
-    .unwrap();
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image.sh"))
+            .unwrap();
     assert!(script.contains("IMAGE=localhost/rust-azure-provider:$VERSION"));
 }
 
 /// The container smoke test applies each securityContext setting of the manifests.
 #[test]
 fn image_smoke_runs_under_the_manifests_security_context() {
-    let script = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image.sh"),
-    )
-    .unwrap();
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image.sh"))
+            .unwrap();
     for flag in [
         "--read-only ",
         "--read-only-tmpfs=false",
@@ -141,7 +147,10 @@ fn image_smoke_runs_under_the_manifests_security_context() {
     }
     // Nothing in the smoke test loosens the profile the manifests ask for.
     for loosening in ["--privileged", "seccomp=unconfined", "--cap-add"] {
-        assert!(!script.contains(loosening), "scripts/image.sh uses {loosening}");
+        assert!(
+            !script.contains(loosening),
+            "scripts/image.sh uses {loosening}"
+        );
     }
     let containerfile =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Containerfile"))
