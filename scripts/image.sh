@@ -138,6 +138,14 @@ echo "rootfs: /bin/rust-azure-provider, /etc/passwd, /etc/group, /etc/ssl/certs/
 # sockets, so it must stay short.
 STORE=(--root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs)
 [ ${#WORK} -lt 80 ] || die "$WORK is too long a path for podman's runtime sockets; use a shorter checkout path"
+# podman's database records the storage's absolute path: a target/ copied from another checkout
+# brings a store podman refuses ("database configuration mismatch"), so such a store starts afresh.
+if [ -d "$WORK/storage" ] && [ "$(cat "$WORK/storage.path" 2>/dev/null)" != "$WORK" ]; then
+  echo "image storage was created for another checkout: starting it afresh"
+  rm -rf "$WORK/storage" "$WORK/run" "$WORK/tmp"
+fi
+mkdir -p "$WORK/storage"
+echo "$WORK" >"$WORK/storage.path"
 mkdir -p "$WORK/tmp"
 PODMAN=(podman "${STORE[@]}" --tmpdir "$WORK/tmp" --cgroup-manager cgroupfs --events-backend file --runtime "$RUNC")
 
