@@ -166,6 +166,23 @@ IMAGE_ARCH=$("${PODMAN[@]}" image inspect --format '{{.Architecture}}' "$IMAGE")
 ENTRYPOINT=$("${PODMAN[@]}" image inspect --format '{{json .Config.Entrypoint}}' "$IMAGE")
 [ "$IMAGE_USER" = "65532:65532" ] || die "the image's user is '$IMAGE_USER', expected 65532:65532"
 [ "$LAYERS" = 1 ] || die "the image has $LAYERS layers, expected 1"
+# The layout, read from the image itself: these files and their directories, owned by root, and
+# nothing else (no shell, no libc).
+MNT=$("${PODMAN[@]}" image mount "$IMAGE") || die "podman image mount failed"
+LAYOUT=$(cd "$MNT" && find . -mindepth 1 -printf '%M %U:%G %p\n' | sort -k3)
+"${PODMAN[@]}" image unmount "$IMAGE" >/dev/null || die "podman image unmount failed"
+EXPECTED='drwxr-xr-x 0:0 ./bin
+-rwxr-xr-x 0:0 ./bin/rust-azure-provider
+drwxr-xr-x 0:0 ./etc
+-rw-r--r-- 0:0 ./etc/group
+-rw-r--r-- 0:0 ./etc/passwd
+drwxr-xr-x 0:0 ./etc/ssl
+drwxr-xr-x 0:0 ./etc/ssl/certs
+-rw-r--r-- 0:0 ./etc/ssl/certs/ca-certificates.crt'
+[ "$LAYOUT" = "$EXPECTED" ] || die "unexpected image layout:
+$LAYOUT"
+echo "layout:"
+sed 's/^/  /' <<<"$LAYOUT"
 ARCHIVE=$WORK/rust-azure-provider-$VERSION-$ARCH.oci.tar
 rm -f "$ARCHIVE"
 "${PODMAN[@]}" save -q --format oci-archive -o "$ARCHIVE" "$IMAGE" >/dev/null || die "podman save failed"
