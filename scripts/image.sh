@@ -272,7 +272,7 @@ start_provider() {
     --provider-dir=/provider --log-format=json --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 "$@" \
     >/dev/null || die "podman run $name failed"
   local line=
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do
     line=$("${PODMAN[@]}" logs "$name" 2>&1 | grep 'rust-azure-provider serving' || true)
     [ -n "$line" ] && break
     [ "$("${PODMAN[@]}" inspect -f '{{.State.Running}}' "$name")" = true ] || break
@@ -398,7 +398,7 @@ mkdir -p "$SM/rootowned"
 chmod 0755 "$SM/rootowned"
 name=rap-smoke-denied
 CONTAINERS+=("$name")
-"${PODMAN[@]}" run --name "$name" "${HARDENED[@]}" -v "$SM/rootowned:/provider" "$IMAGE" \
+timeout 60 "${PODMAN[@]}" run --name "$name" "${HARDENED[@]}" -v "$SM/rootowned:/provider" "$IMAGE" \
   --provider-dir=/provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 >"$SM/$name.log" 2>&1 \
   && die "$name: the provider served from a root-owned directory as uid 65532"
 grep -qi 'permission denied' "$SM/$name.log" || { cat "$SM/$name.log" >&2; die "$name failed without naming the permission problem"; }
@@ -412,7 +412,7 @@ start_provider rap-smoke-roots "$SM/roots" --user 0:0 --
 stop_provider rap-smoke-roots "$SM/roots"
 name=rap-smoke-noroots
 CONTAINERS+=("$name")
-"${PODMAN[@]}" run --name "$name" "${HARDENED[@]}" --user 0:0 -v "$SM/roots:/provider" \
+timeout 60 "${PODMAN[@]}" run --name "$name" "${HARDENED[@]}" --user 0:0 -v "$SM/roots:/provider" \
   -e SSL_CERT_FILE=/nonexistent "$IMAGE" \
   --provider-dir=/provider --health-addr=127.0.0.1:0 --metrics-addr=127.0.0.1:0 >"$SM/$name.log" 2>&1 \
   && die "$name: the provider started without any trusted root"
