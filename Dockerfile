@@ -16,7 +16,10 @@ COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
 COPY deploy/image/etc /rootfs/etc
-RUN CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --locked --target x86_64-unknown-linux-musl --bin rust-azure-provider \
+# No .git in the build context: the commit for rust_azure_provider_build_info comes from here
+# (docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD)).
+ARG REVISION=unknown
+RUN RUST_AZURE_PROVIDER_BUILD_COMMIT="${REVISION}" CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --locked --target x86_64-unknown-linux-musl --bin rust-azure-provider \
  && install -D -m 0755 target/x86_64-unknown-linux-musl/release/rust-azure-provider /rootfs/bin/rust-azure-provider \
  && install -D -m 0644 /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt \
  && chmod 0644 /rootfs/etc/passwd /rootfs/etc/group
