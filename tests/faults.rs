@@ -66,6 +66,7 @@ impl Switch {
 }
 
 struct Env {
+    _log_scan: common::log_capture::ScanOnDrop,
     fake: FakeAzure,
     server: ConfiguredServer,
     kv: Switch,
@@ -76,6 +77,15 @@ struct Env {
 
 async fn env() -> Env {
     let fake = FakeAzure::start().await;
+    // Every fault case ends by scanning the provider's trace-level log for the credential, the
+    // token and the stored value (the same constants in every case, so the log shared by
+    // concurrent cases is scanned against them all).
+    let stored = fake.keyvault.clone();
+    let log_scan = common::log_capture::ScanOnDrop::new(move || {
+        let mut sensitive = vec![SP_SECRET.to_owned(), TOKEN.to_owned()];
+        sensitive.extend(stored.stored_values());
+        sensitive
+    });
     fake.keyvault
         .add_secret(VAULT, "s", "v1", "the-secret-value", 1_700_000_000);
     fake.keyvault.grant(VAULT, TOKEN, Access::All);
@@ -87,6 +97,7 @@ async fn env() -> Env {
     let nmi = Switch::install(&fake, NMI, Arc::new(|_: &Request| nmi_token(TOKEN)));
     let server = ConfiguredServer::start(&fake_flags(&fake, "5s", &[]));
     Env {
+        _log_scan: log_scan,
         fake,
         server,
         kv,

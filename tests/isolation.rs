@@ -28,6 +28,7 @@ const VAULT: &str = "kv-iso";
 /// Principals: A (workload identity) may read `shared`; B (workload identity) only `b-only`;
 /// C (service principal) nothing.
 struct World {
+    _log_scan: common::log_capture::ScanOnDrop,
     fake: FakeAzure,
     entra: FakeEntra,
     server: ConfiguredServer,
@@ -47,6 +48,25 @@ fn c() -> Identity {
 
 async fn world() -> World {
     let fake = FakeAzure::start().await;
+    // Every isolation case ends by scanning the provider's trace-level log for the principals'
+    // credentials and tokens and every value a principal may read.
+    let stored = fake.keyvault.clone();
+    let log_scan = common::log_capture::ScanOnDrop::new(move || {
+        let mut sensitive: Vec<String> = [
+            "sa-token-pod-a",
+            "sa-token-pod-b",
+            "client-secret-c",
+            "token-of-a",
+            "token-of-b",
+            "token-of-c",
+            "a-only-value",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        sensitive.extend(stored.stored_values());
+        sensitive
+    });
     let entra = FakeEntra::install(&fake);
     entra.principal("sa-token-pod-a", "token-of-a");
     entra.principal("sa-token-pod-b", "token-of-b");
@@ -78,6 +98,7 @@ async fn world() -> World {
     });
     let server = ConfiguredServer::start(&fake_flags(&fake, "20s", &[]));
     World {
+        _log_scan: log_scan,
         fake,
         entra,
         server,

@@ -46,11 +46,18 @@ struct Env {
     client: Client,
     /// Values that must never appear in logs or error messages (besides what the fakes track).
     sensitive: Vec<String>,
+    /// Contents of every file any Mount returned (rendered keys, PKCS#12, decoded values).
+    rendered: Vec<Vec<u8>>,
 }
 
 impl Env {
     async fn start(extra_args: &[&str]) -> Self {
-        let fake = FakeAzure::start().await;
+        Self::start_with_hosts(&[], extra_args).await
+    }
+
+    /// As [`Env::start`], with extra host names in the fakes' certificate.
+    async fn start_with_hosts(hosts: &[&str], extra_args: &[&str]) -> Self {
+        let fake = FakeAzure::start_with_hosts(hosts).await;
         let id = FakeIdentity::install(&fake);
         let mut args = vec!["--log-filter", LOG_FILTER];
         args.extend_from_slice(extra_args);
@@ -65,6 +72,7 @@ impl Env {
             provider,
             client,
             sensitive: vec![],
+            rendered: vec![],
         }
     }
 
@@ -83,14 +91,23 @@ impl Env {
         tokens: Option<&str>,
         secrets: &str,
     ) -> Result<MountResponse, tonic::Status> {
-        mount(&mut self.client, spc, pod, tokens, secrets, "420").await
+        let result = mount(&mut self.client, spc, pod, tokens, secrets, "420").await;
+        if let Ok(resp) = &result {
+            self.rendered
+                .extend(resp.files.iter().map(|f| f.contents.clone()));
+        }
+        result
     }
 
-    /// Stops the provider, checks its whole output (trace level) for secrets and returns it.
-    /// `E2E_DUMP_LOGS=1` prints it.
+    /// Stops the provider, checks its whole output (trace level) for secrets (credentials, every
+    /// stored value and every rendered file) and returns it. `E2E_DUMP_LOGS=1` prints it.
     fn finish(self) -> String {
         let mut sensitive = self.sensitive.clone();
         sensitive.extend(self.id.sensitive_strings());
+        sensitive.extend(self.fake.keyvault.stored_values());
+        for content in &self.rendered {
+            sensitive.extend(common::log_capture::material(content));
+        }
         let logs = self.provider.stop();
         assert!(
             logs.contains("TRACE") || logs.contains("DEBUG"),
@@ -439,6 +456,8 @@ async fn every_identity_mode_over_the_wire_with_token_caching() {
     let mut params = base(&[("clientID", "wi-app-id")]);
     params.push(("objects", objs_ref));
     let wi = make_spc(&params);
+    env.id.allow_assertion("wi-app-id", "sa-jwt-pod-a.e30.sig");
+    env.id.allow_assertion("wi-app-id", "sa-jwt-pod-b.e30.sig");
     let before = env.id.count(Source::Entra);
     for sa in [
         "sa-jwt-pod-a.e30.sig",
@@ -526,6 +545,152 @@ async fn every_identity_mode_over_the_wire_with_token_caching() {
         r.target
             .starts_with("http://169.254.169.254/metadata/identity/oauth2/token?")
     }));
+    env.finish();
+}
+
+// ---- sovereign and custom clouds ----
+
+/// One cloud as the provider must address it.
+struct CloudCase {
+    cloud_name: &'static str,
+    entra_host: &'static str,
+    resource: &'static str,
+    vault_suffix: &'static str,
+}
+
+const STACK: CloudCase = CloudCase {
+    cloud_name: "AzureStackCloud",
+    entra_host: "login.stack.test",
+    resource: "https://vault.stack.test",
+    vault_suffix: "vault.stack.test",
+};
+
+/// Every identity mode that names a resource, against the US Government and China clouds and a
+/// custom Azure Stack cloud file: Entra ID of that cloud with scope `<vault resource>/.default`,
+/// IMDS and NMI asked for that cloud's resource, the vault on that cloud's suffix. The fakes issue
+/// a token for the requested resource only and each cloud's Key Vault refuses any other, so a
+/// Mount path that kept the public cloud's authority or resource anywhere fails here.
+#[tokio::test]
+async fn sovereign_and_custom_clouds_end_to_end() {
+    let mut env =
+        Env::start_with_hosts(&[STACK.entra_host, "*.vault.stack.test"], &[]).await;
+    env.id.add_cloud(
+        &env.fake,
+        STACK.entra_host,
+        STACK.resource,
+        STACK.vault_suffix,
+    );
+    let cloud_file = env.provider.dir.path().join("stack-cloud.json");
+    std::fs::write(
+        &cloud_file,
+        serde_json::json!({
+            "name": "LocalStack",
+            "activeDirectoryEndpoint": format!("https://{}/", STACK.entra_host),
+            "keyVaultEndpoint": format!("{}/", STACK.resource),
+            "keyVaultDNSSuffix": STACK.vault_suffix,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let cloud_file = cloud_file.to_str().unwrap().to_owned();
+    env.id.grant_vault("sovkv", Access::All);
+    env.secret("sovkv", "sov-secret", "v1", "sovereign-value-4410", 1);
+    env.id.allow_client_secret("sov-app", "sov-app-secret-63");
+    env.id.nmi_pod("default", "sov-pod", "sov-identity");
+    let objs = objects(&["objectName: sov-secret\nobjectType: secret"]);
+    let expect = vec![file("sov-secret", 0o644, b"sovereign-value-4410")];
+    let sp_secrets = r#"{"clientid":"sov-app","clientsecret":"sov-app-secret-63"}"#;
+
+    let clouds = [
+        CloudCase {
+            cloud_name: "AzureUSGovernmentCloud",
+            entra_host: "login.microsoftonline.us",
+            resource: "https://vault.usgovcloudapi.net",
+            vault_suffix: "vault.usgovcloudapi.net",
+        },
+        CloudCase {
+            cloud_name: "AzureChinaCloud",
+            entra_host: "login.chinacloudapi.cn",
+            resource: "https://vault.azure.cn",
+            vault_suffix: "vault.azure.cn",
+        },
+        STACK,
+    ];
+    for cloud in &clouds {
+        let mut params = vec![
+            ("keyvaultName", "sovkv"),
+            ("tenantId", TENANT),
+            ("cloudName", cloud.cloud_name),
+            ("objects", objs.as_str()),
+        ];
+        if cloud.cloud_name == STACK.cloud_name {
+            params.push(("cloudEnvFileName", cloud_file.as_str()));
+        }
+        let modes: [(&str, Option<(&str, &str)>, &str, Source); 3] = [
+            ("service principal", None, sp_secrets, Source::Entra),
+            (
+                "VM managed identity",
+                Some(("useVMManagedIdentity", "true")),
+                "null",
+                Source::Imds,
+            ),
+            (
+                "pod identity",
+                Some(("usePodIdentity", "true")),
+                "null",
+                Source::Nmi,
+            ),
+        ];
+        for (mode, extra, secrets, source) in modes {
+            let what = format!("{} / {mode}", cloud.cloud_name);
+            let mut p = params.clone();
+            p.extend(extra);
+            let before = env.id.count(source);
+            env.fake.clear_log();
+            let resp = env
+                .mount(&make_spc(&p), &pod("sov-pod"), None, secrets)
+                .await
+                .unwrap_or_else(|s| panic!("{what}: {:?} {}", s.code(), s.message()));
+            assert_eq!(files(&resp), expect, "{what}");
+            let requests = env.id.requests(source);
+            assert_eq!(requests.len(), before + 1, "{what}: one token request");
+            let r = &requests[before];
+            match source {
+                Source::Entra => {
+                    assert_eq!(r.host, cloud.entra_host, "{what}");
+                    assert!(r.tls, "{what}");
+                    assert_eq!(r.path, format!("/{TENANT}/oauth2/v2.0/token"), "{what}");
+                    let form: BTreeMap<String, String> = r.form().into_iter().collect();
+                    assert_eq!(form["scope"], format!("{}/.default", cloud.resource), "{what}");
+                }
+                Source::Imds | Source::Nmi => {
+                    let resource = percent_encoding::percent_decode_str(
+                        r.query_param("resource").unwrap_or_default(),
+                    )
+                    .decode_utf8_lossy()
+                    .into_owned();
+                    assert_eq!(resource, cloud.resource, "{what}");
+                }
+            }
+            let issued = env.id.issued();
+            assert_eq!(
+                issued.last().map(|i| i.resource.as_str()),
+                Some(cloud.resource),
+                "{what}"
+            );
+            let vault_host = format!("sovkv.{}", cloud.vault_suffix);
+            let kv = env.fake.requests_to(&vault_host);
+            assert!(!kv.is_empty(), "{what}: no request to {vault_host}");
+            assert!(
+                env.fake
+                    .requests()
+                    .iter()
+                    .all(|r| !r.host.ends_with(".vault.azure.net")
+                        && r.host != "login.microsoftonline.com"),
+                "{what}: the public cloud was contacted"
+            );
+        }
+    }
     env.finish();
 }
 
@@ -790,6 +955,80 @@ async fn separate_cert_and_key_files_and_response_size_limit() {
         .await
         .unwrap();
     assert_eq!(resp.files.len(), 4);
+    env.finish();
+}
+
+/// Paths known only after fetching (the `.crt`/`.key` split of a certificate-backed secret, the
+/// history indexes beyond 0) still may not collide with another object's file: the Mount fails
+/// with InvalidArgument naming both objects instead of letting the driver keep one of them.
+#[tokio::test]
+async fn paths_known_only_after_fetching_are_checked_for_conflicts() {
+    let mut env = Env::start(&["--write-cert-and-key-in-separate-files=true"]).await;
+    env.id.grant_vault("clashkv", Access::All);
+    env.id
+        .allow_client_secret("clash-app", "clash-app-secret-31");
+    env.fake.keyvault.add_testdata(
+        "clashkv",
+        Kind::Secrets,
+        "web",
+        "x",
+        1,
+        "secret-cert-backed-pem-rsa.json",
+    );
+    env.secret("clashkv", "other", "o1", "other-value-5521", 1);
+    for (i, v) in ["h1", "h2", "h3"].iter().enumerate() {
+        env.secret("clashkv", "hist", v, &format!("hist-value-{i}-x"), i as i64 + 1);
+    }
+    let secrets = r#"{"clientid":"clash-app","clientsecret":"clash-app-secret-31"}"#;
+    let spc_for = |entries: &[&str]| {
+        make_spc(&[
+            ("keyvaultName", "clashkv"),
+            ("tenantId", TENANT),
+            ("objects", &objects(entries)),
+        ])
+    };
+
+    let split_clash = spc_for(&[
+        "objectName: web\nobjectType: secret",
+        "objectName: other\nobjectType: secret\nobjectAlias: web.crt",
+    ]);
+    expect_err(
+        env.mount(&split_clash, &pod("clash-pod"), None, secrets).await,
+        Code::InvalidArgument,
+        &[
+            "objects secret/web (objects entry at index 0) and secret/other (objects entry at index 1) both write the file \"web.crt\"",
+            "give one of them a different objectAlias",
+        ],
+    );
+
+    let history_clash = spc_for(&[
+        "objectName: hist\nobjectType: secret\nobjectVersionHistory: 3",
+        "objectName: other\nobjectType: secret\nobjectAlias: hist/1",
+    ]);
+    expect_err(
+        env.mount(&history_clash, &pod("clash-pod"), None, secrets)
+            .await,
+        Code::InvalidArgument,
+        &[
+            "objects secret/hist (objects entry at index 0) and secret/other (objects entry at index 1) both write the file \"hist/1\"",
+        ],
+    );
+
+    // Without the collision both shapes mount (the check above is not a blanket refusal).
+    let fine = spc_for(&[
+        "objectName: web\nobjectType: secret",
+        "objectName: hist\nobjectType: secret\nobjectVersionHistory: 3",
+        "objectName: other\nobjectType: secret\nobjectAlias: hist-other",
+    ]);
+    let resp = env
+        .mount(&fine, &pod("clash-pod"), None, secrets)
+        .await
+        .unwrap();
+    let paths: Vec<&str> = resp.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["web.crt", "web.key", "web", "hist/0", "hist/1", "hist/2", "hist-other"]
+    );
     env.finish();
 }
 

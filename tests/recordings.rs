@@ -109,6 +109,7 @@ async fn every_recorded_object_mounts_as_the_reference_writes_it() {
         files.len() >= 15,
         "expected the recorded object bodies, got {files:?}"
     );
+    common::log_capture::install();
     let fake = FakeAzure::start().await;
     let identity = FakeIdentity::install(&fake);
     identity.nmi_pod(POD.0, POD.1, "recordings-identity");
@@ -175,4 +176,12 @@ async fn every_recorded_object_mounts_as_the_reference_writes_it() {
         files.len()
     );
     server.stop().await;
+    // Every rendered key, certificate chain and PKCS#12 and every stored value stays out of the
+    // provider's trace-level log.
+    let mut sensitive = identity.sensitive_strings();
+    sensitive.extend(fake.keyvault.stored_values());
+    for f in &response.files {
+        sensitive.extend(common::log_capture::material(&f.contents));
+    }
+    common::log_capture::assert_clean(&sensitive);
 }
