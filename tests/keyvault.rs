@@ -710,3 +710,34 @@ async fn identical_concurrent_gets_are_coalesced_per_token() {
         .expect("later get");
     assert_eq!(fake.requests_to("myk8skv.vault.azure.net").len(), 3);
 }
+
+/// The fake refuses a token issued for another cloud's Key Vault resource, as the real service
+/// does (AKV10022): the sovereign-cloud end-to-end test relies on it.
+#[tokio::test]
+async fn a_token_for_another_cloud_is_refused() {
+    let (fake, kv) = setup().await;
+    fake.keyvault.add_secret(VAULT, "s", "v1", "cloud-value", 1);
+    let gov = "https://myk8skv.vault.usgovcloudapi.net/";
+    let err = kv
+        .get_secret(gov, "s", None, &token(), deadline(10))
+        .await
+        .expect_err("a public-cloud token on a US Government vault");
+    assert_eq!(err.class(), ErrorClass::Unauthenticated, "{err}");
+    fake.keyvault.grant_for(
+        VAULT,
+        "gov-token",
+        Access::All,
+        "https://vault.usgovcloudapi.net",
+    );
+    let gov_token = SecretString::from("gov-token");
+    let ok = kv
+        .get_secret(gov, "s", None, &gov_token, deadline(10))
+        .await
+        .expect("a US Government token on a US Government vault");
+    assert_eq!(ok.value.expose(), "cloud-value");
+    let err = kv
+        .get_secret(VAULT_URL, "s", None, &gov_token, deadline(10))
+        .await
+        .expect_err("a US Government token on a public vault");
+    assert_eq!(err.class(), ErrorClass::Unauthenticated, "{err}");
+}
