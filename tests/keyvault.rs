@@ -393,8 +393,8 @@ async fn throttling_longer_than_deadline_fails_at_once() {
         .await
         .expect_err("throttled");
     assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "did not fail fast"
+        start.elapsed() < Duration::from_secs(10),
+        "did not fail fast (Retry-After is 30 s)"
     );
     assert_eq!(err.class(), ErrorClass::ResourceExhausted);
     assert!(err.to_string().contains("30s"), "{err}");
@@ -427,8 +427,10 @@ async fn server_error_storm_fails_within_deadline() {
         .get_secret(VAULT_URL, "s", None, &token(), deadline(2))
         .await
         .expect_err("storm");
+    // The deadline (2 s) ends the storm; 100 retries of up to 1 s would take far longer. The
+    // margin is for a loaded CI machine, not a performance claim.
     assert!(
-        start.elapsed() < Duration::from_millis(2500),
+        start.elapsed() < Duration::from_secs(6),
         "{:?}",
         start.elapsed()
     );
@@ -464,7 +466,8 @@ async fn slow_response_past_deadline_is_deadline_exceeded() {
         )
         .await
         .expect_err("slow");
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // The answer would take 5 s; the deadline is 0.8 s.
+    assert!(start.elapsed() < Duration::from_secs(4));
     assert_eq!(err.class(), ErrorClass::DeadlineExceeded, "{err}");
 }
 

@@ -1204,8 +1204,9 @@ async fn errors_have_precise_codes_and_the_next_mount_succeeds() {
         &["secret/throttled", "429"],
     )
     .await;
+    // Far below both the advised 600 s and the 10 s Mount timeout; generous for a loaded CI.
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(8),
         "throttling took {elapsed:?}"
     );
     assert_eq!(env.fake.requests_to("busykv.vault.azure.net").len(), 1);
@@ -1216,7 +1217,7 @@ async fn errors_have_precise_codes_and_the_next_mount_succeeds() {
         Code::ResourceExhausted,
         &["busykv.vault.azure.net is throttling requests", "600"],
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(env.fake.requests_to("busykv.vault.azure.net").len(), 1);
 
     // Two objects writing one path.
@@ -1246,13 +1247,16 @@ async fn errors_have_precise_codes_and_the_next_mount_succeeds() {
 
 #[tokio::test]
 async fn fifty_secrets_are_fetched_concurrently() {
-    const DELAY: Duration = Duration::from_millis(200);
     let mut env = Env::start(&[]).await;
     env.id.grant_vault("slowkv", Access::All);
     env.id.allow_client_secret("slow-app", "slow-app-secret-12");
+    // Every answer waits until all fifty requests are in flight: fetching one after another
+    // would hold the first answer until the fake gives up (400) and fail the Mount, whatever the
+    // machine's speed. How fast it is belongs in the benchmarks.
+    let all_fifty = std::sync::Arc::new(tokio::sync::Barrier::new(50));
     let handler = env.fake.keyvault.handler();
     env.fake.route_fn("slowkv.vault.azure.net", move |r| {
-        handler(r).with_delay(DELAY)
+        handler(r).with_hold(all_fifty.clone())
     });
     let mut entries = vec![];
     for i in 0..50 {
@@ -1273,21 +1277,15 @@ async fn fifty_secrets_are_fetched_concurrently() {
         ("objects", &objs),
     ]);
     let secrets = r#"{"clientid":"slow-app","clientsecret":"slow-app-secret-12"}"#;
-    let started = Instant::now();
     let resp = env
         .mount(&spc, &pod("slow-pod"), None, secrets)
         .await
         .unwrap();
-    let elapsed = started.elapsed();
     assert_eq!(resp.files.len(), 50);
     for (i, f) in resp.files.iter().enumerate() {
         assert_eq!(f.path, format!("s{i:02}"));
         assert_eq!(f.contents, format!("slow-value-{i:02}-x").into_bytes());
     }
     assert_eq!(env.fake.requests_to("slowkv.vault.azure.net").len(), 50);
-    assert!(
-        elapsed < DELAY * 10,
-        "50 objects with {DELAY:?} each took {elapsed:?}: not concurrent"
-    );
     env.finish();
 }

@@ -119,8 +119,9 @@ pub struct FakeResponse {
     pub hold: Option<Arc<tokio::sync::Barrier>>,
 }
 
-/// How long a held answer waits for the other parties of its barrier before answering 599
-/// `fake: requests did not overlap` (which fails the test loudly instead of testing nothing).
+/// How long a held answer waits for the other parties of its barrier before answering
+/// 400 `fake: requests did not overlap` (not retried: fails the test loudly instead of testing
+/// nothing).
 pub const HOLD_LIMIT: Duration = Duration::from_secs(10);
 
 impl FakeResponse {
@@ -463,7 +464,10 @@ async fn handle(
             .await
             .is_err()
     {
-        resp = FakeResponse::json(599, r#"{"error":"fake: requests did not overlap"}"#);
+        resp = FakeResponse::json(
+            400,
+            r#"{"error":{"code":"FakeHoldTimeout","message":"fake: requests did not overlap"}}"#,
+        );
     }
     if let Some(d) = resp.delay {
         tokio::time::sleep(d).await;
