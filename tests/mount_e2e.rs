@@ -550,6 +550,9 @@ async fn every_identity_mode_over_the_wire_with_token_caching() {
 
 // ---- sovereign and custom clouds ----
 
+/// An identity mode: label, the SPC parameter selecting it, the `secrets` field, its token service.
+type ModeCase<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a str, Source);
+
 /// One cloud as the provider must address it.
 struct CloudCase {
     cloud_name: &'static str,
@@ -572,8 +575,7 @@ const STACK: CloudCase = CloudCase {
 /// Mount path that kept the public cloud's authority or resource anywhere fails here.
 #[tokio::test]
 async fn sovereign_and_custom_clouds_end_to_end() {
-    let mut env =
-        Env::start_with_hosts(&[STACK.entra_host, "*.vault.stack.test"], &[]).await;
+    let mut env = Env::start_with_hosts(&[STACK.entra_host, "*.vault.stack.test"], &[]).await;
     env.id.add_cloud(
         &env.fake,
         STACK.entra_host,
@@ -626,7 +628,7 @@ async fn sovereign_and_custom_clouds_end_to_end() {
         if cloud.cloud_name == STACK.cloud_name {
             params.push(("cloudEnvFileName", cloud_file.as_str()));
         }
-        let modes: [(&str, Option<(&str, &str)>, &str, Source); 3] = [
+        let modes: [ModeCase<'_>; 3] = [
             ("service principal", None, sp_secrets, Source::Entra),
             (
                 "VM managed identity",
@@ -661,7 +663,11 @@ async fn sovereign_and_custom_clouds_end_to_end() {
                     assert!(r.tls, "{what}");
                     assert_eq!(r.path, format!("/{TENANT}/oauth2/v2.0/token"), "{what}");
                     let form: BTreeMap<String, String> = r.form().into_iter().collect();
-                    assert_eq!(form["scope"], format!("{}/.default", cloud.resource), "{what}");
+                    assert_eq!(
+                        form["scope"],
+                        format!("{}/.default", cloud.resource),
+                        "{what}"
+                    );
                 }
                 Source::Imds | Source::Nmi => {
                     let resource = percent_encoding::percent_decode_str(
@@ -691,6 +697,78 @@ async fn sovereign_and_custom_clouds_end_to_end() {
             );
         }
     }
+
+    // The fakes refuse what they do not know, as Entra ID does: an unknown tenant.
+    expect_err(
+        env.mount(
+            &make_spc(&[
+                ("keyvaultName", "sovkv"),
+                ("tenantId", "00000000-0000-0000-0000-0000000000aa"),
+                ("cloudName", "AzureUSGovernmentCloud"),
+                ("objects", objs.as_str()),
+            ]),
+            &pod("sov-pod"),
+            None,
+            sp_secrets,
+        )
+        .await,
+        Code::Unauthenticated,
+        &["AADSTS90002"],
+    );
+    env.finish();
+}
+
+/// Workload identity: one service-account token presented with clientID A and then B is two
+/// Entra ID requests (one per client id) and two tokens; B's Mount never reuses A's token.
+#[tokio::test]
+async fn one_service_account_token_with_two_client_ids_is_two_tokens() {
+    let mut env = Env::start(&[]).await;
+    env.id.grant_vault("twokv", Access::All);
+    env.secret("twokv", "s", "v1", "two-clients-value-81", 1);
+    let sa = "sa-jwt-shared-pod.e30.sig";
+    env.sensitive.push(sa.into());
+    env.id.allow_assertion("client-a", sa);
+    env.id.allow_assertion("client-b", sa);
+    let objs = objects(&["objectName: s\nobjectType: secret"]);
+    let spc_for = |client: &str| {
+        make_spc(&[
+            ("keyvaultName", "twokv"),
+            ("tenantId", TENANT),
+            ("clientID", client),
+            ("objects", objs.as_str()),
+        ])
+    };
+    for client in ["client-a", "client-b", "client-a", "client-b"] {
+        let resp = env
+            .mount(
+                &spc_for(client),
+                &pod("wi-pod"),
+                Some(&tokens_json(sa)),
+                "null",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            files(&resp),
+            vec![file("s", 0o644, b"two-clients-value-81")]
+        );
+    }
+    let entra = env.id.requests(Source::Entra);
+    let clients: Vec<String> = entra
+        .iter()
+        .map(|r| {
+            let form: BTreeMap<String, String> = r.form().into_iter().collect();
+            form["client_id"].clone()
+        })
+        .collect();
+    assert_eq!(
+        clients,
+        ["client-a", "client-b"],
+        "one token request per client id"
+    );
+    let issued = env.id.issued();
+    assert_eq!(issued.len(), 2);
+    assert_ne!(issued[0].access_token, issued[1].access_token);
     env.finish();
 }
 
@@ -977,7 +1055,13 @@ async fn paths_known_only_after_fetching_are_checked_for_conflicts() {
     );
     env.secret("clashkv", "other", "o1", "other-value-5521", 1);
     for (i, v) in ["h1", "h2", "h3"].iter().enumerate() {
-        env.secret("clashkv", "hist", v, &format!("hist-value-{i}-x"), i as i64 + 1);
+        env.secret(
+            "clashkv",
+            "hist",
+            v,
+            &format!("hist-value-{i}-x"),
+            i as i64 + 1,
+        );
     }
     let secrets = r#"{"clientid":"clash-app","clientsecret":"clash-app-secret-31"}"#;
     let spc_for = |entries: &[&str]| {
@@ -993,7 +1077,8 @@ async fn paths_known_only_after_fetching_are_checked_for_conflicts() {
         "objectName: other\nobjectType: secret\nobjectAlias: web.crt",
     ]);
     expect_err(
-        env.mount(&split_clash, &pod("clash-pod"), None, secrets).await,
+        env.mount(&split_clash, &pod("clash-pod"), None, secrets)
+            .await,
         Code::InvalidArgument,
         &[
             "objects secret/web (objects entry at index 0) and secret/other (objects entry at index 1) both write the file \"web.crt\"",
@@ -1027,7 +1112,15 @@ async fn paths_known_only_after_fetching_are_checked_for_conflicts() {
     let paths: Vec<&str> = resp.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["web.crt", "web.key", "web", "hist/0", "hist/1", "hist/2", "hist-other"]
+        [
+            "web.crt",
+            "web.key",
+            "web",
+            "hist/0",
+            "hist/1",
+            "hist/2",
+            "hist-other"
+        ]
     );
     env.finish();
 }

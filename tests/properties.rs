@@ -5,7 +5,12 @@
 //! print their acceptance rate and fail when it drops below a floor, so a generator that stops
 //! reaching the assertions is noticed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -15,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use rust_azure_provider::mount::params::ObjectType;
 use rust_azure_provider::grpc::AuthorityTolerant;
+use rust_azure_provider::mount::params::ObjectType;
 use rust_azure_provider::mount::params::parse_params;
 use rust_azure_provider::mount::{MountInput, MountOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -364,7 +369,10 @@ impl Entry {
         opt("objectAlias", self.alias.clone());
         opt("objectVersion", self.version.clone());
         opt("objectVersionHistory", self.history.map(|h| h.to_string()));
-        opt("filePermission", self.permission.map(|m| format!("{m:04o}")));
+        opt(
+            "filePermission",
+            self.permission.map(|m| format!("{m:04o}")),
+        );
         opt("objectFormat", self.format.map(str::to_owned));
         opt("objectEncoding", self.encoding.map(str::to_owned));
         let mut out = String::from("  - |\n");
@@ -421,7 +429,10 @@ fn parse_params_returns_the_objects_written() {
         let objects = format!("array:\n{}", yaml.concat());
         let mut map = BTreeMap::new();
         map.insert("csi.storage.k8s.io/pod.name".to_owned(), "app".to_owned());
-        map.insert("csi.storage.k8s.io/pod.namespace".to_owned(), "default".to_owned());
+        map.insert(
+            "csi.storage.k8s.io/pod.namespace".to_owned(),
+            "default".to_owned(),
+        );
         map.insert("keyvaultName".to_owned(), "kv-props".to_owned());
         map.insert("tenantID".to_owned(), "t".to_owned());
         map.insert("objects".to_owned(), objects.clone());
@@ -437,7 +448,10 @@ fn parse_params_returns_the_objects_written() {
         let parsed = match parse_params(&input, &options()) {
             Ok(p) => p,
             Err(e) => {
-                prop_assert!(broken.is_some(), "well-formed objects rejected: {e}\n{objects}");
+                prop_assert!(
+                    broken.is_some(),
+                    "well-formed objects rejected: {e}\n{objects}"
+                );
                 return Ok(false);
             }
         };

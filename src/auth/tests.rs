@@ -690,11 +690,7 @@ fn separation_cases() -> Vec<(&'static str, Side, Side)> {
     ] {
         let base = || make("client-a", "credential-a");
         cases.extend([
-            (
-                mode,
-                side(base()),
-                side(make("client-b", "credential-a")),
-            ),
+            (mode, side(base()), side(make("client-b", "credential-a"))),
             (mode, side(base()), side(make("client-a", "credential-b"))),
             (mode, side(base()), with_target(base(), other_authority)),
             (mode, side(base()), with_target(base(), other_tenant)),
@@ -702,10 +698,26 @@ fn separation_cases() -> Vec<(&'static str, Side, Side)> {
         ]);
     }
     cases.extend([
-        ("vm_managed_identity", side(vm_as(None)), side(vm_as(ua("a")))),
-        ("vm_managed_identity", side(vm_as(ua("a"))), side(vm_as(ua("b")))),
-        ("vm_managed_identity", side(vm_as(ur("a"))), side(vm_as(ur("b")))),
-        ("vm_managed_identity", side(vm_as(ua("a"))), side(vm_as(ur("a")))),
+        (
+            "vm_managed_identity",
+            side(vm_as(None)),
+            side(vm_as(ua("a"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ua("a"))),
+            side(vm_as(ua("b"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ur("a"))),
+            side(vm_as(ur("b"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ua("a"))),
+            side(vm_as(ur("a"))),
+        ),
         (
             "vm_managed_identity",
             side(vm_as(ua("a"))),
@@ -781,7 +793,11 @@ async fn every_cache_key_field_separates_tokens() {
             2,
             "{mode}: {rb:?} was served the token cached for {ra:?}"
         );
-        assert_ne!(p.cache_key(&ra).unwrap(), p.cache_key(&rb).unwrap(), "{mode}");
+        assert_ne!(
+            p.cache_key(&ra).unwrap(),
+            p.cache_key(&rb).unwrap(),
+            "{mode}"
+        );
     }
 }
 
@@ -804,8 +820,14 @@ fn cache_keys_include_the_endpoints() {
         ..Default::default()
     };
     let id = ib_as("c", "t");
-    assert_ne!(key(ib("https://a", "s"), &id), key(ib("https://b", "s"), &id));
-    assert_ne!(key(ib("https://a", "s"), &id), key(ib("https://a", "z"), &id));
+    assert_ne!(
+        key(ib("https://a", "s"), &id),
+        key(ib("https://b", "s"), &id)
+    );
+    assert_ne!(
+        key(ib("https://a", "s"), &id),
+        key(ib("https://a", "z"), &id)
+    );
     let vm = vm_as(None);
     let imds = |e: &str| TokenProviderOptions {
         imds_endpoint: e.into(),

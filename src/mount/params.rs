@@ -2335,6 +2335,9 @@ mod tests {
             .unwrap();
         let a = accepted.into_inner();
         eprintln!("PROPERTY objects parser: accepted {a} of 256 generated documents");
-        assert!(a >= 256 / 5, "only {a} of 256 documents reached the assertions");
+        assert!(
+            a >= 256 / 5,
+            "only {a} of 256 documents reached the assertions"
+        );
     }
 }

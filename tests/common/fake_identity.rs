@@ -23,9 +23,15 @@ pub const DEFAULT_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 /// Entra ID host of every built-in cloud and the Key Vault resource it issues tokens for.
 pub const CLOUD_AUTHORITIES: [(&str, &str); 4] = [
     (ENTRA_HOST, "https://vault.azure.net"),
-    ("login.microsoftonline.us", "https://vault.usgovcloudapi.net"),
+    (
+        "login.microsoftonline.us",
+        "https://vault.usgovcloudapi.net",
+    ),
     ("login.chinacloudapi.cn", "https://vault.azure.cn"),
-    ("login.microsoftonline.de", "https://vault.microsoftazure.de"),
+    (
+        "login.microsoftonline.de",
+        "https://vault.microsoftazure.de",
+    ),
 ];
 /// IMDS host.
 pub const IMDS_HOST: &str = "169.254.169.254";
@@ -116,7 +122,13 @@ impl FakeIdentity {
     /// Adds a custom (Azure Stack) cloud: Entra ID on `entra_host` issuing tokens for `resource`,
     /// and the fake Key Vault on `*.<vault_dns_suffix>` accepting only those. The host names must
     /// be in the fake's certificate ([`FakeAzure::start_with_hosts`]).
-    pub fn add_cloud(&self, fake: &FakeAzure, entra_host: &str, resource: &str, vault_dns_suffix: &str) {
+    pub fn add_cloud(
+        &self,
+        fake: &FakeAzure,
+        entra_host: &str,
+        resource: &str,
+        vault_dns_suffix: &str,
+    ) {
         self.add_authority(fake, entra_host, resource);
         self.keyvault.add_cloud(vault_dns_suffix, resource);
         fake.route(&format!("*.{vault_dns_suffix}"), self.keyvault.handler());
@@ -151,7 +163,8 @@ impl FakeIdentity {
         });
         self.keyvault.add_vault(vault);
         for (t, resource) in tokens {
-            self.keyvault.grant_for(vault, &t, access.clone(), &resource);
+            self.keyvault
+                .grant_for(vault, &t, access.clone(), &resource);
         }
     }
 
