@@ -670,15 +670,17 @@ async fn identical_concurrent_gets_are_coalesced_per_token() {
         "same-value",
         1_000,
     );
-    // The first request is held for a while so the others arrive during it.
-    fake.keyvault.push_fault(
-        Some("/secrets/shared"),
-        FakeResponse::json(
-            200,
-            r#"{"value":"same-value","id":"https://myk8skv.vault.azure.net/secrets/shared/0123456789abcdef0123456789abcdef"}"#,
-        )
-        .with_delay(Duration::from_millis(400)),
-    );
+    // The leader's GET and the other token's GET are each answered only once both are in flight
+    // (a barrier, not a delay), and the other token asks only after the nine identical callers
+    // have joined the leader: the overlap is certain, not a matter of timing.
+    let both = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let body = r#"{"value":"same-value","id":"https://myk8skv.vault.azure.net/secrets/shared/0123456789abcdef0123456789abcdef"}"#;
+    for _ in 0..2 {
+        fake.keyvault.push_fault(
+            Some("/secrets/shared"),
+            FakeResponse::json(200, body).with_hold(both.clone()),
+        );
+    }
     let same: Vec<_> = (0..10)
         .map(|_| {
             let kv = kv.clone();
@@ -688,7 +690,12 @@ async fn identical_concurrent_gets_are_coalesced_per_token() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let joined = Instant::now() + Duration::from_secs(10);
+    while kv.stats().snapshot().coalesced < 9 {
+        assert!(Instant::now() < joined, "the identical GETs never joined");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let other = kv
         .get_secret(
             VAULT_URL,
