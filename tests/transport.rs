@@ -444,11 +444,16 @@ async fn in_flight_call_completes_during_shutdown() {
         .start_call(VERSION, Authority::Literal(RAW_PATH))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A PING round trip proves the server has the stream open (no guessing with a sleep).
+    conn.sync().await.unwrap();
+    let mut server = server;
     server.token.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The GOAWAY proves the shutdown has begun; serve must still wait for the open call.
+    conn.wait_goaway().await.unwrap();
     assert!(
-        !server.handle.is_finished(),
+        tokio::time::timeout(Duration::from_millis(200), &mut server.handle)
+            .await
+            .is_err(),
         "serve returned with a call in flight"
     );
     conn.send_message(stream, &version_request()).await.unwrap();
