@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the Go components of tests/cluster into
 # target/cluster/bin/<name>-<version>: etcd, kube-apiserver, the
-# secrets-store-csi-driver at each tested version, and our kubelet stand-in.
+# secrets-store-csi-driver at each tested version, and our kubelet stand-in
+# with the scenarios (cluster-scenarios).
 # A binary already present is reused, so warm runs skip every Go build.
 # Usage: tests/cluster/build.sh [component...]   (default: all)
 set -euo pipefail
@@ -51,9 +52,10 @@ build_one() {
         "-X sigs.k8s.io/secrets-store-csi-driver/pkg/version.BuildVersion=$DRIVER_V15"
       ;;
     kubelet)
-      # Our own code: always rebuilt (seconds), never a stale binary.
-      rm -f "$BIN_DIR/kubelet-standin"
-      build kubelet-standin kubelet ./cmd/kubelet-standin ""
+      # Our own code (the kubelet stand-in and the scenarios): always rebuilt,
+      # never a stale binary; Go's build cache makes this a second when warm.
+      rm -f "$BIN_DIR/cluster-scenarios"
+      build cluster-scenarios kubelet ./cmd/cluster-scenarios ""
       ;;
     *) echo "cluster: error: unknown component $1" >&2; return 1 ;;
   esac

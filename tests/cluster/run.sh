@@ -167,6 +167,15 @@ current-context: test
 EOF
   echo "cluster: etcd and kube-apiserver $("$APISERVER_BIN" --version 2>/dev/null | awk '{print $2}') ready on 127.0.0.1:$api_port after $((SECONDS - t0))s"
 
+  # What the driver's Helm chart and the control plane would have installed
+  # before the driver starts: its CRDs (from its own module), namespaces,
+  # ServiceAccounts, the Node, the CSIDriver object.
+  local crd_dir
+  crd_dir="$(cd "$ROOT/tests/cluster/go/$module_dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/secrets-store-csi-driver)/config/crd/bases"
+  [ -d "$crd_dir" ] || die "the driver's CRDs are not at $crd_dir"
+  "$SCENARIOS_BIN" --phase setup --kubeconfig "$DIR/kubeconfig" --node "$NODE" --repo "$ROOT" \
+    --crd-dir "$crd_dir" --requires-republish="$requires_republish" || die "cluster setup failed"
+
   # The Azure stand-in and our provider on the driver's provider directory.
   start standin "$STANDIN_BIN" --sa-issuer "$issuer" \
     --federated-subject wi:workload-sa --federated-subject failures:workload-sa \
@@ -191,14 +200,10 @@ EOF
   wait_for "secrets-store-csi-driver $version" 60 "${PIDS[-1]}" "$DIR/driver.log" test -S "$DIR/csi/csi.sock"
   echo "cluster: Azure stand-in, rust-azure-provider and secrets-store-csi-driver $version running after $((SECONDS - t0))s"
 
-  local crd_dir
-  crd_dir="$(cd "$ROOT/tests/cluster/go/$module_dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/secrets-store-csi-driver)/config/crd/bases"
-  [ -d "$crd_dir" ] || die "the driver's CRDs are not at $crd_dir"
-
   local rc=0
-  "$SCENARIOS_BIN" --kubeconfig "$DIR/kubeconfig" --driver-socket "$DIR/csi/csi.sock" \
+  "$SCENARIOS_BIN" --phase scenarios --kubeconfig "$DIR/kubeconfig" --driver-socket "$DIR/csi/csi.sock" \
     --driver-version "$version" --node "$NODE" --root-dir "$DIR/kubelet" --repo "$ROOT" \
-    --crd-dir "$crd_dir" --admin-addr "$admin_addr" --admin-host "$admin_host" \
+    --admin-addr "$admin_addr" --admin-host "$admin_host" \
     --requires-republish="$requires_republish" --republish-interval 2s 2>&1 | tee "$DIR/scenarios.log" || rc=$?
   mapfile -t -O "${#RESULTS[@]}" RESULTS < <(grep -E '^(PASS|FAIL) ' "$DIR/scenarios.log" || true)
   if [ "$rc" -ne 0 ]; then

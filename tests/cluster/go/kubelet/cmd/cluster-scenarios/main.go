@@ -81,6 +81,7 @@ func main() {
 	republish := flag.Duration("republish-interval", 2*time.Second, "kubelet resync of volumes whose CSIDriver requires republish")
 	requiresRepublish := flag.Bool("requires-republish", true, "CSIDriver spec.requiresRepublish")
 	timeout := flag.Duration("timeout", 90*time.Second, "how long each wait may take")
+	phase := flag.String("phase", "all", "setup (CRDs and cluster objects, before the driver starts), scenarios, or all")
 	scenarios := flag.String("scenarios", "seed,rotation,tls,workload-identity,pod-identity,failures", "scenarios to run, in order")
 	flag.Parse()
 
@@ -102,8 +103,15 @@ func main() {
 		adminHst: *adminHost,
 		timeout:  *timeout,
 	}
-	if err := e.setup(*crdDir, *requiresRepublish); err != nil {
-		fatal("cluster setup: %v", err)
+	if *phase == "setup" || *phase == "all" {
+		if err := e.setup(*crdDir, *requiresRepublish); err != nil {
+			fatal("cluster setup: %v", err)
+		}
+		if *phase == "setup" {
+			return
+		}
+	} else if *phase != "scenarios" {
+		fatal("--phase %q: want setup, scenarios or all", *phase)
 	}
 	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
