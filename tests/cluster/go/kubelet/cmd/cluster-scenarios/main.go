@@ -390,6 +390,9 @@ func (e *env) deletePod(pod *corev1.Pod, volumes ...string) error {
 	}); err != nil {
 		return err
 	}
+	if err := e.collectGarbage(pod); err != nil {
+		return err
+	}
 	for _, v := range volumes {
 		target := e.kubelet.TargetPath(pod.UID, v)
 		if mounted(target) {
@@ -400,6 +403,50 @@ func (e *env) deletePod(pod *corev1.Pod, volumes ...string) error {
 		}
 	}
 	fmt.Printf("   deleted Pod %s/%s: NodeUnpublishVolume unmounted its volume(s), nothing left under the pod directory\n", pod.Namespace, pod.Name)
+	return nil
+}
+
+// collectGarbage does what kube-controller-manager's garbage collector would
+// after the pod is gone: it deletes the SecretProviderClassPodStatus objects
+// the pod owns, then the Secrets whose owners are all gone. Without it the
+// driver's owner-reference patcher fails on the orphaned status objects
+// ("failed to fetch pod during patching") and patches no Secret any more.
+func (e *env) collectGarbage(pod *corev1.Pod) error {
+	list, err := e.dyn.Resource(spcpsGVR).Namespace(pod.Namespace).List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	gone := map[string]bool{}
+	for _, item := range list.Items {
+		for _, o := range item.GetOwnerReferences() {
+			if o.UID == pod.UID {
+				if err := e.dyn.Resource(spcpsGVR).Namespace(pod.Namespace).Delete(e.ctx, item.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+					return err
+				}
+				gone[string(item.GetUID())] = true
+			}
+		}
+	}
+	secrets, err := e.kube.CoreV1().Secrets(pod.Namespace).List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, s := range secrets.Items {
+		if len(s.OwnerReferences) == 0 {
+			continue
+		}
+		orphan := true
+		for _, o := range s.OwnerReferences {
+			if !gone[string(o.UID)] {
+				orphan = false
+			}
+		}
+		if orphan {
+			if err := e.kube.CoreV1().Secrets(pod.Namespace).Delete(e.ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
