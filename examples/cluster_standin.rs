@@ -97,7 +97,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         identity.nmi_pod(ns, name, NMI_CLIENT_ID);
     }
     let kv = fake.keyvault.clone();
-    kv.add_secret(VAULT, SECRET_NAME, SECRET_VERSION, SECRET_VALUE, 1_700_000_000);
+    kv.add_secret(
+        VAULT,
+        SECRET_NAME,
+        SECRET_VERSION,
+        SECRET_VALUE,
+        1_700_000_000,
+    );
     kv.add_secret(
         VAULT,
         "db-password",
@@ -105,7 +111,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "s3cr3t-db-password",
         1_700_000_000,
     );
-    add_recording(&kv, Kind::Secrets, "ingress-cert", "secret-cert-backed-pkcs12-rsa.json")?;
+    add_recording(
+        &kv,
+        Kind::Secrets,
+        "ingress-cert",
+        "secret-cert-backed-pkcs12-rsa.json",
+    )?;
     add_recording(&kv, Kind::Keys, "signing-key", "key-rsa.json")?;
 
     let subjects: Vec<String> = args
@@ -114,7 +125,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .map(|s| {
             s.split_once(':')
                 .map(|(ns, sa)| format!("system:serviceaccount:{ns}:{sa}"))
-                .ok_or_else(|| anyhow!("--federated-subject {s}: expected namespace:serviceaccount"))
+                .ok_or_else(|| {
+                    anyhow!("--federated-subject {s}: expected namespace:serviceaccount")
+                })
         })
         .collect::<anyhow::Result<_>>()?;
     let entra = Entra {
@@ -149,8 +162,7 @@ fn add_recording(kv: &FakeKeyVault, kind: Kind, name: &str, file: &str) -> anyho
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/testdata/keyvault-responses")
         .join(file);
-    let body =
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let body = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let parsed: serde_json::Value =
         serde_json::from_slice(&body).with_context(|| format!("{} is not JSON", path.display()))?;
     let id = parsed["id"]
@@ -214,7 +226,10 @@ impl Entra {
             return FakeResponse::json(404, r#"{"error":"not_found"}"#);
         }
         let form: HashMap<String, String> = r.form().into_iter().collect();
-        let client_id = form.get("client_id").map(String::as_str).unwrap_or_default();
+        let client_id = form
+            .get("client_id")
+            .map(String::as_str)
+            .unwrap_or_default();
         let access = match client_id {
             WI_CLIENT_ID => Access::All,
             DENIED_CLIENT_ID => Access::Only(Vec::new()),

@@ -62,6 +62,9 @@ type env struct {
 	admin    string
 	adminHst string
 	timeout  time.Duration
+	// republish: the CSIDriver has requiresRepublish (v1.6); otherwise
+	// rotation is the driver's own reconciler (v1.5).
+	republish bool
 }
 
 func main() {
@@ -102,6 +105,8 @@ func main() {
 		admin:    *admin,
 		adminHst: *adminHost,
 		timeout:  *timeout,
+
+		republish: *requiresRepublish,
 	}
 	if *phase == "setup" || *phase == "all" {
 		if err := e.setup(*crdDir, *requiresRepublish); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,6 +131,8 @@ func (e *env) rotation() error {
 	if seedPod == nil {
 		return check(false, "needs the seed scenario's pod")
 	}
+	publishedBefore := e.kubelet.LastPublish(seedPod.UID, seedVolume)
+	changedAt := time.Now()
 	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, "http://"+e.admin+"/secrets/ExamplePassword?version="+rotatedVersion, strings.NewReader(rotatedValue))
 	if err != nil {
 		return err
@@ -164,6 +167,21 @@ func (e *env) rotation() error {
 		return err
 	}
 	fmt.Printf("   the file, SecretProviderClassPodStatus (version %s) and Secret test-secret hold the new version\n", rotatedVersion)
+	// Which mechanism rotated: kubelet's republish (v1.6) or, with no
+	// NodePublishVolume from kubelet since the change, the driver's
+	// rotation reconciler (v1.5).
+	last := e.kubelet.LastPublish(seedPod.UID, seedVolume)
+	if e.republish {
+		if err := check(last.After(changedAt), "no NodePublishVolume from kubelet since the change, yet the driver has no rotation reconciler"); err != nil {
+			return err
+		}
+		fmt.Printf("   re-mounted by kubelet's republish (requiresRepublish): NodePublishVolume %.1fs after the change\n", last.Sub(changedAt).Seconds())
+	} else {
+		if err := check(last.Equal(publishedBefore), "kubelet republished (requiresRepublish is off); the rotation must come from the driver's reconciler"); err != nil {
+			return err
+		}
+		fmt.Printf("   re-mounted by the driver's rotation reconciler (no NodePublishVolume from kubelet since the first mount)\n")
+	}
 	env, err := standin.ResolveEnv(e.ctx, e.kube, "default", seedPod.Spec.Containers[0])
 	if err != nil {
 		return err
@@ -296,12 +314,20 @@ func (e *env) podIdentity() error {
 // SecretProviderClass is fixed.
 func (e *env) failures() error {
 	cases := []struct {
-		name, pod, code, object, client string
-		objects                         string
+		name, pod, sa, code, object, client string
+		objects                             string
+		// fixable: the SecretProviderClass is at fault (a pod's service
+		// account cannot be changed; that case ends with the failure).
+		fixable bool
 	}{
-		{name: "missing secret", pod: "missing-app", code: "NotFound", object: "does-not-exist", client: wiClientID,
-			objects: "array:\n  - |\n    objectName: does-not-exist\n    objectType: secret\n"},
-		{name: "denied identity", pod: "denied-app", code: "PermissionDenied", object: "db-password", client: deniedClientID,
+		{name: "missing secret", pod: "missing-app", sa: workloadSA, code: "NotFound", object: "does-not-exist", client: wiClientID,
+			objects: "array:\n  - |\n    objectName: does-not-exist\n    objectType: secret\n", fixable: true},
+		{name: "denied identity", pod: "denied-app", sa: workloadSA, code: "PermissionDenied", object: "db-password", client: deniedClientID,
+			objects: "array:\n  - |\n    objectName: db-password\n    objectType: secret\n", fixable: true},
+		// The stand-in Entra ID checks the service-account token's subject
+		// against the federated credentials: proof the exchanged token is
+		// the API server's token for this pod.
+		{name: "service account without a federated credential", pod: "unfederated-app", sa: "default", code: "Unauthenticated", object: "AADSTS70021", client: wiClientID,
 			objects: "array:\n  - |\n    objectName: db-password\n    objectType: secret\n"},
 	}
 	for _, c := range cases {
@@ -320,7 +346,7 @@ func (e *env) failures() error {
 		if _, err := e.dyn.Resource(spcGVR).Namespace("failures").Create(e.ctx, spc, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-		pod, err := e.createPod(e.inlinePod("failures", c.pod, workloadSA, spcName, nil))
+		pod, err := e.createPod(e.inlinePod("failures", c.pod, c.sa, spcName, nil))
 		if err != nil {
 			return err
 		}
@@ -349,6 +375,12 @@ func (e *env) failures() error {
 			return check(false, "%s: the pod started despite the failed mount", c.name)
 		}
 
+		if !c.fixable {
+			if err := e.deletePod(pod, seedVolume); err != nil {
+				return err
+			}
+			continue
+		}
 		// Fix the SecretProviderClass: the next publish succeeds with only the wanted file.
 		fixed, err := e.dyn.Resource(spcGVR).Namespace("failures").Get(e.ctx, spcName, metav1.GetOptions{})
 		if err != nil {
