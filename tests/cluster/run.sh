@@ -214,6 +214,17 @@ EOF
     RESULTS+=("FAIL driver $version (exit $rc)")
   fi
   stop_all
+  # The stand-in lists what its recording proxy saw when it stops: every
+  # identity and Key Vault call went through the provider's outbound proxy.
+  local want
+  for want in "CONNECT myk8skv.vault.azure.net:443" "CONNECT login.microsoftonline.com:443" "GET http://localhost:2579/host/token/"; do
+    if grep -q "^proxy saw: $want" "$DIR/standin.log"; then
+      echo "cluster: the stand-in's proxy saw $want"
+    else
+      echo "cluster: the stand-in's proxy never saw $want" >&2
+      RESULTS+=("FAIL driver $version: no $want through the proxy")
+    fi
+  done
   echo "cluster: driver $version done in $((SECONDS - t0))s"
 }
 
