@@ -171,7 +171,9 @@ EOF
   # before the driver starts: its CRDs (from its own module), namespaces,
   # ServiceAccounts, the Node, the CSIDriver object.
   local crd_dir
-  crd_dir="$(cd "$ROOT/tests/cluster/go/$module_dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/secrets-store-csi-driver)/config/crd/bases"
+  # go mod download (not go list) also works when the binary is cached under
+  # target/ but the module cache was emptied.
+  crd_dir="$(cd "$ROOT/tests/cluster/go/$module_dir" && go mod download -json sigs.k8s.io/secrets-store-csi-driver | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/config/crd/bases"
   [ -d "$crd_dir" ] || die "the driver's CRDs are not at $crd_dir"
   "$SCENARIOS_BIN" --phase setup --kubeconfig "$DIR/kubeconfig" --node "$NODE" --repo "$ROOT" \
     --crd-dir "$crd_dir" --requires-republish="$requires_republish" || die "cluster setup failed"
