@@ -38,5 +38,8 @@ bash scripts/image.sh --smoke
 echo "== interop (driver Go client v1.6.0 and v1.5.6, Python grpcio, grpcurl)"
 bash tests/interop/run.sh
 
+echo "== cluster: real driver + kube-apiserver"
+bash tests/cluster/run.sh
+
 echo "== fuzz (short runs of every cargo-fuzz target; nightly toolchain)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh

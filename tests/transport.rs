@@ -358,6 +358,23 @@ async fn stale_socket_is_replaced() {
     handle.await.unwrap().unwrap();
 }
 
+/// A long socket path (sun_path holds 107 bytes and a NUL) still binds: the staging path used
+/// on the way in must not be much longer than the final one (it was 55 bytes longer).
+#[tokio::test]
+async fn a_socket_path_near_the_length_limit_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_string_lossy().len() + "/rust-azure.sock".len() + 1;
+    assert!(base < 70, "temporary directory too long for this test: {base}");
+    // A 90-byte socket path: the staged one is about 30 bytes longer and still fits.
+    let sub = dir.path().join("d".repeat(90 - base));
+    let path = sub.join("rust-azure.sock");
+    assert_eq!(path.to_string_lossy().len(), 90);
+    let (token, handle) = serve_at(&path, Duration::from_secs(5));
+    assert_eq!(tonic_version(&path).await.version, "v1alpha1");
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn overlapping_instances_hand_the_socket_over() {
     use std::os::unix::fs::MetadataExt;

@@ -172,25 +172,20 @@ pub fn bind(path: &Path) -> Result<BoundSocket, ServeError> {
         path: path.to_owned(),
         source,
     };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "rust-azure.sock".to_owned());
     // Old and new pods of a DaemonSet can both be PID 1 in their own PID namespaces while
     // sharing this directory: the name also carries the time, so two binds never share it.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let staging = dir.join(format!(
-        ".{file_name}.staging-{}-{nanos}",
-        std::process::id()
-    ));
+    // Short on purpose: the staged socket's path must fit in sun_path (108 bytes) too, and it
+    // is only this directory name plus "/s" longer than the final path.
+    let staging = dir.join(format!(".rap-{:x}-{:x}", std::process::id(), nanos));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&staging)
         .map_err(bind_err)?;
-    let staged = staging.join(&file_name);
+    let staged = staging.join("s");
     let result = (|| {
         let listener = UnixListener::bind(&staged)?;
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
