@@ -364,7 +364,10 @@ async fn stale_socket_is_replaced() {
 async fn a_socket_path_near_the_length_limit_binds() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_string_lossy().len() + "/rust-azure.sock".len() + 1;
-    assert!(base < 70, "temporary directory too long for this test: {base}");
+    assert!(
+        base < 70,
+        "temporary directory too long for this test: {base}"
+    );
     // A 90-byte socket path: the staged one is about 30 bytes longer and still fits.
     let sub = dir.path().join("d".repeat(90 - base));
     let path = sub.join("rust-azure.sock");
