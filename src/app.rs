@@ -7,7 +7,7 @@ use crate::auth::sni_discovery::DiscoveryTarget;
 use crate::auth::{TokenProvider, TokenProviderOptions, TokenProxySetup};
 use crate::config::Settings;
 use crate::http::{HttpClient, HttpConfig, HttpError};
-use crate::keyvault::{KeyVaultClient, RetryPolicy};
+use crate::keyvault::{KeyVaultClient, ObjectCache, RetryPolicy};
 use crate::metrics::Metrics;
 use crate::mount::{MountOptions, Provider, ProviderParts};
 
@@ -71,6 +71,9 @@ pub fn build_provider_with_discovery(
             max_concurrent_per_vault: args.max_concurrent_per_vault,
             ..RetryPolicy::default()
         },
+    )
+    .with_object_cache(
+        ObjectCache::new(args.object_cache_ttl, args.object_cache_max_bytes).map(Arc::new),
     );
     let provider = Provider::new(ProviderParts {
         options: MountOptions {

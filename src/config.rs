@@ -17,6 +17,8 @@ pub const DRIVER_MAX_RECV_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:8990";
 /// Default metrics listener; 8898 belongs to the Azure provider on the same host network.
 pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8899";
+/// Longest accepted `--object-cache-ttl`.
+const MAX_OBJECT_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Default tracing filter.
 pub const DEFAULT_LOG_FILTER: &str = "rust_azure_provider=info,warn";
 
@@ -257,6 +259,22 @@ pub struct ServeArgs {
     )]
     pub max_concurrent_per_vault: usize,
 
+    /// Reuse a fetched Key Vault object (secret, key, certificate, version listing) for this
+    /// long for Mounts whose own credential was accepted for the same principal, vault, type,
+    /// name and requested version; 0 turns the cache off. Changes and revoked access show up
+    /// at most this late: keep it at or below the driver's --rotation-poll-interval.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_OBJECT_CACHE_TTL", value_parser = parse_duration, default_value = "0s")]
+    pub object_cache_ttl: Duration,
+
+    /// Memory bound of the object cache (bodies, URLs and overhead); least recently used
+    /// entries are evicted and wiped beyond it.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_OBJECT_CACHE_MAX_BYTES",
+        default_value_t = crate::keyvault::object_cache::DEFAULT_MAX_BYTES
+    )]
+    pub object_cache_max_bytes: usize,
+
     /// Identity binding: URL of the AKS token proxy.
     #[arg(
         long,
@@ -370,6 +388,18 @@ impl ServeArgs {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.object_cache_ttl > MAX_OBJECT_CACHE_TTL {
+            return Err(ConfigError::Invalid {
+                flag: "object-cache-ttl",
+                reason: "must be at most 24h (0 turns the cache off); keep it at or below the driver's --rotation-poll-interval".into(),
+            });
+        }
+        if !self.object_cache_ttl.is_zero() && self.object_cache_max_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                flag: "object-cache-max-bytes",
+                reason: "must be at least 65536 when --object-cache-ttl is set".into(),
+            });
+        }
         Ok(Settings {
             socket_path: self.provider_dir.join(SOCKET_NAME),
             args: self,
@@ -429,6 +459,41 @@ mod tests {
         for text in ["644", "0800", "01000", "512", "rw-r--r--", ""] {
             let err = parse_permission(text).unwrap_err();
             assert!(err.contains("0644") && err.contains("420"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn object_cache_is_off_by_default_and_validated() {
+        let s = Cli::try_parse_from(["rust-azure-provider"])
+            .unwrap()
+            .serve
+            .validate()
+            .unwrap();
+        assert!(s.args.object_cache_ttl.is_zero());
+        assert_eq!(s.args.object_cache_max_bytes, 32 * 1024 * 1024);
+        let s = Cli::try_parse_from(["rust-azure-provider", "--object-cache-ttl=2m"])
+            .unwrap()
+            .serve
+            .validate()
+            .unwrap();
+        assert_eq!(s.args.object_cache_ttl, Duration::from_secs(120));
+        for (args, flag) in [
+            (
+                ["rust-azure-provider", "--object-cache-ttl=25h", "--object-cache-max-bytes=1000000"],
+                "--object-cache-ttl",
+            ),
+            (
+                ["rust-azure-provider", "--object-cache-ttl=1m", "--object-cache-max-bytes=10"],
+                "--object-cache-max-bytes",
+            ),
+        ] {
+            let err = Cli::try_parse_from(args)
+                .unwrap()
+                .serve
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(flag), "{err}");
         }
     }
 

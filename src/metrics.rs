@@ -15,6 +15,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -113,6 +114,11 @@ pub struct StatSample {
 pub trait StatsSource: Send + Sync + 'static {
     /// Current values; samples of one name must be adjacent.
     fn samples(&self) -> Vec<StatSample>;
+
+    /// Current values of gauges (exposed without the `_total` suffix); same rules.
+    fn gauges(&self) -> Vec<StatSample> {
+        Vec::new()
+    }
 }
 
 /// Reads the attached [`StatsSource`] on every scrape.
@@ -132,17 +138,27 @@ impl Collector for StatsCollector {
         let Some(source) = self.source.get().and_then(Weak::upgrade) else {
             return Ok(());
         };
-        let samples = source.samples();
-        let mut i = 0;
-        while i < samples.len() {
-            let name = samples[i].name;
-            let full = format!("rust_azure_provider_{name}");
-            let mut family =
-                encoder.encode_descriptor(&full, samples[i].help, None, MetricType::Counter)?;
-            while i < samples.len() && samples[i].name == name {
-                let s = &samples[i];
-                ConstCounter::new(s.value).encode(family.encode_family(&s.labels)?)?;
-                i += 1;
+        for (samples, kind) in [
+            (source.samples(), MetricType::Counter),
+            (source.gauges(), MetricType::Gauge),
+        ] {
+            let mut i = 0;
+            while i < samples.len() {
+                let name = samples[i].name;
+                let full = format!("rust_azure_provider_{name}");
+                let mut family = encoder.encode_descriptor(&full, samples[i].help, None, kind)?;
+                while i < samples.len() && samples[i].name == name {
+                    let s = &samples[i];
+                    let metric = family.encode_family(&s.labels)?;
+                    match kind {
+                        MetricType::Gauge => {
+                            ConstGauge::new(i64::try_from(s.value).unwrap_or(i64::MAX))
+                                .encode(metric)?;
+                        }
+                        _ => ConstCounter::new(s.value).encode(metric)?,
+                    }
+                    i += 1;
+                }
             }
         }
         Ok(())
@@ -340,6 +356,14 @@ mod tests {
                     },
                 ]
             }
+            fn gauges(&self) -> Vec<StatSample> {
+                vec![StatSample {
+                    name: "object_cache_bytes",
+                    help: "Bytes",
+                    labels: vec![],
+                    value: 4096,
+                }]
+            }
         }
         let source: Arc<dyn StatsSource> = Arc::new(Fixed);
         m.attach(Arc::downgrade(&source));
@@ -369,6 +393,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rust_azure_provider_mounts_in_flight 0"));
+        assert!(
+            text.contains("# TYPE rust_azure_provider_object_cache_bytes gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nrust_azure_provider_object_cache_bytes 4096\n"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
     }
 

@@ -46,9 +46,15 @@ pub(crate) struct KeyBuilder(Sha256);
 impl KeyBuilder {
     /// Starts a key for one identity mode.
     pub(crate) fn new(mode: &str) -> Self {
-        let mut b = Self(Sha256::new());
-        b.field("rust-azure-token-cache-v1");
+        let mut b = Self::with_domain("rust-azure-token-cache-v1");
         b.field(mode);
+        b
+    }
+
+    /// Starts a digest of another kind (separate domains never collide with token-cache keys).
+    pub(crate) fn with_domain(domain: &str) -> Self {
+        let mut b = Self(Sha256::new());
+        b.field(domain);
         b
     }
 

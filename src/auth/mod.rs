@@ -50,6 +50,7 @@ pub mod error;
 pub mod http_transport;
 pub mod imds;
 pub mod pod_identity;
+pub mod principal;
 pub mod proxy_transport;
 pub mod retry;
 pub mod sni_discovery;
@@ -63,6 +64,7 @@ use tokio::time::Instant;
 
 pub use cache::{CacheKey, ModeStats};
 pub use error::{AuthError, TokenService};
+pub use principal::{Authorized, Principal};
 pub use retry::RetryPolicy;
 pub use token_proxy::{TokenProxy, TokenProxySetup};
 pub use transport::{AuthMethod, AuthRequest, AuthResponse, AuthTransport, TransportError};
@@ -370,6 +372,22 @@ impl TokenProvider {
                 service: service_of(req.identity),
             }),
         }
+    }
+
+    /// [`TokenProvider::token`] plus the principal the request's credential was accepted for
+    /// (from the token cache, which is keyed by the exact credential material, or from a fresh
+    /// answer of the token service). The only way to obtain a [`Principal`].
+    ///
+    /// # Errors
+    /// As [`TokenProvider::token`].
+    pub async fn authorize(
+        &self,
+        req: &TokenRequest<'_>,
+        deadline: Instant,
+    ) -> Result<Authorized, AuthError> {
+        let token = self.token(req, deadline).await?;
+        let principal = Principal::of(req, &self.options.imds_endpoint, &self.options.nmi_endpoint);
+        Ok(Authorized { token, principal })
     }
 
     async fn fetch(

@@ -20,6 +20,7 @@ use url::Url;
 use super::model::{
     CertificateBundle, ErrorBody, KeyBundle, SecretBundle, VersionItem, VersionPage,
 };
+use super::object_cache::ObjectCache;
 use super::{KeyVaultError, KeyVaultErrorKind, ObjectKind, ObjectRef};
 use crate::http::{HttpClient, TransportFailure, bearer_header, classify_transport_error};
 use crate::secret::{SecretBytes, SecretString};
@@ -159,12 +160,31 @@ impl HostState {
     }
 }
 
+/// Who a call is made for: the bearer token and, when the caller's credential was accepted for a
+/// principal, that principal's digest (the object-cache scope, see [`ObjectCache`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The access token sent to Key Vault.
+    pub token: &'a SecretString,
+    /// Object-cache partition; `None` never reads or fills the cache.
+    pub scope: Option<&'a [u8; 32]>,
+}
+
+impl<'a> From<&'a SecretString> for Caller<'a> {
+    fn from(token: &'a SecretString) -> Self {
+        Self { token, scope: None }
+    }
+}
+
 /// A GET in flight, shared by every identical request that arrives meanwhile.
 type InflightGet = Shared<BoxFuture<'static, Result<SecretBytes, KeyVaultError>>>;
 
 /// Identical GETs: same URL (vault, collection, name, version) and the same
 /// access token. Keying by the token's digest keeps Key Vault's authorization
-/// per principal: a request only joins one made with its own token.
+/// per principal: a request only joins one made with its own token. With the
+/// object cache on, the second part is the object-cache scope instead (the
+/// principal this caller's credential was accepted for), so one GET serves a
+/// wave of replicas exactly as the cache entry it fills will.
 type InflightKey = (String, [u8; 32]);
 
 /// Key Vault REST client. Cheap to clone; clones share pools, limits, gates and counters.
@@ -175,6 +195,7 @@ pub struct KeyVaultClient {
     hosts: Arc<Mutex<HashMap<String, Arc<HostState>>>>,
     stats: Arc<KeyVaultStats>,
     inflight: Arc<Mutex<HashMap<InflightKey, InflightGet>>>,
+    object_cache: Option<Arc<ObjectCache>>,
 }
 
 impl fmt::Debug for KeyVaultClient {
@@ -217,7 +238,25 @@ impl KeyVaultClient {
             hosts: Arc::new(Mutex::new(HashMap::new())),
             stats: Arc::new(KeyVaultStats::default()),
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            object_cache: None,
         }
+    }
+
+    /// Reuses successful responses for callers with a scope (`--object-cache-ttl`).
+    #[must_use]
+    pub fn with_object_cache(mut self, cache: Option<Arc<ObjectCache>>) -> Self {
+        self.object_cache = cache;
+        self
+    }
+
+    /// The object cache, when enabled.
+    pub fn object_cache(&self) -> Option<&ObjectCache> {
+        self.object_cache.as_deref()
+    }
+
+    /// The cache and the caller's scope, when both exist.
+    fn cache_scope<'c>(&'c self, caller: &Caller<'c>) -> Option<(&'c ObjectCache, &'c [u8; 32])> {
+        self.object_cache.as_deref().zip(caller.scope)
     }
 
     /// Retry and throttling counters.
@@ -235,11 +274,11 @@ impl KeyVaultClient {
         vault_url: &str,
         name: &str,
         version: Option<&str>,
-        token: &SecretString,
+        token: impl Into<Caller<'_>>,
         deadline: Instant,
     ) -> Result<SecretBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Secret, vault_url, name, version);
-        self.get_bundle(&obj, vault_url, token, deadline).await
+        self.get_bundle(&obj, vault_url, token.into(), deadline).await
     }
 
     /// `GET /keys/{name}/{version}`.
@@ -252,11 +291,11 @@ impl KeyVaultClient {
         vault_url: &str,
         name: &str,
         version: Option<&str>,
-        token: &SecretString,
+        token: impl Into<Caller<'_>>,
         deadline: Instant,
     ) -> Result<KeyBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Key, vault_url, name, version);
-        self.get_bundle(&obj, vault_url, token, deadline).await
+        self.get_bundle(&obj, vault_url, token.into(), deadline).await
     }
 
     /// `GET /certificates/{name}/{version}`.
@@ -269,11 +308,11 @@ impl KeyVaultClient {
         vault_url: &str,
         name: &str,
         version: Option<&str>,
-        token: &SecretString,
+        token: impl Into<Caller<'_>>,
         deadline: Instant,
     ) -> Result<CertificateBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Certificate, vault_url, name, version);
-        self.get_bundle(&obj, vault_url, token, deadline).await
+        self.get_bundle(&obj, vault_url, token.into(), deadline).await
     }
 
     /// GETs `obj` and decodes its JSON body.
@@ -281,10 +320,10 @@ impl KeyVaultClient {
         &self,
         obj: &ObjectRef,
         vault_url: &str,
-        token: &SecretString,
+        caller: Caller<'_>,
         deadline: Instant,
     ) -> Result<T, KeyVaultError> {
-        let body = self.get_object(obj, vault_url, token, deadline).await?;
+        let body = self.get_object(obj, vault_url, caller, deadline).await?;
         serde_json::from_slice(body.expose()).map_err(|e| obj.err(malformed(&e)))
     }
 
@@ -299,9 +338,10 @@ impl KeyVaultClient {
         vault_url: &str,
         kind: ObjectKind,
         name: &str,
-        token: &SecretString,
+        token: impl Into<Caller<'_>>,
         deadline: Instant,
     ) -> Result<Vec<VersionItem>, KeyVaultError> {
+        let caller = token.into();
         let mut obj = ObjectRef::new(kind, vault_url, name, None);
         obj.listing = true;
         let base = parse_vault_url(vault_url).map_err(|k| obj.err(k))?;
@@ -320,7 +360,7 @@ impl KeyVaultClient {
 
         let mut items = Vec::new();
         for _ in 0..MAX_VERSION_PAGES {
-            let body = self.execute(&obj, &url, token, deadline).await?;
+            let body = self.get_page(&obj, &url, caller, deadline).await?;
             let page: VersionPage =
                 serde_json::from_slice(body.expose()).map_err(|e| obj.err(malformed(&e)))?;
             items.extend(page.value);
@@ -336,21 +376,52 @@ impl KeyVaultClient {
         }))
     }
 
+    /// One page of a version listing, from the object cache when the caller has a scope.
+    async fn get_page(
+        &self,
+        obj: &ObjectRef,
+        url: &Url,
+        caller: Caller<'_>,
+        deadline: Instant,
+    ) -> Result<SecretBytes, KeyVaultError> {
+        let cached = self.cache_scope(&caller);
+        if let Some((cache, scope)) = cached
+            && let Some(body) = cache.get(scope, url.as_str())
+        {
+            return Ok(body);
+        }
+        let body = self.execute(obj, url, caller.token, deadline).await?;
+        if let Some((cache, scope)) = cached {
+            cache.insert(scope, url.as_str(), &body);
+        }
+        Ok(body)
+    }
+
     async fn get_object(
         &self,
         obj: &ObjectRef,
         vault_url: &str,
-        token: &SecretString,
+        caller: Caller<'_>,
         deadline: Instant,
     ) -> Result<SecretBytes, KeyVaultError> {
         let url = object_url(vault_url, obj.kind, &obj.name, obj.version.as_deref())
             .map_err(|k| obj.err(k))?;
+        let token = caller.token;
+        let cached = self.cache_scope(&caller);
+        if let Some((cache, scope)) = cached
+            && let Some(body) = cache.get(scope, url.as_str())
+        {
+            return Ok(body);
+        }
         // Concurrent Mounts of one workload ask for the same objects at the same
         // time (replicas starting together, republish waves): send one GET.
         // The joined request runs under the first caller's deadline.
         let key: InflightKey = (
             url.as_str().to_owned(),
-            Sha256::digest(token.expose().as_bytes()).into(),
+            match cached {
+                Some((_, scope)) => *scope,
+                None => Sha256::digest(token.expose().as_bytes()).into(),
+            },
         );
         let shared = {
             let mut inflight = match self.inflight.lock() {
@@ -366,10 +437,17 @@ impl KeyVaultClient {
                 let this = self.clone();
                 let obj = obj.clone();
                 let token = token.clone();
-                let fut: InflightGet =
-                    async move { this.execute(&obj, &url, &token, deadline).await }
-                        .boxed()
-                        .shared();
+                let scope = cached.map(|(_, scope)| *scope);
+                let fut: InflightGet = async move {
+                    let body = this.execute(&obj, &url, &token, deadline).await?;
+                    // Filled once, by the request every joiner shares; errors never are.
+                    if let (Some(cache), Some(scope)) = (&this.object_cache, scope) {
+                        cache.insert(&scope, url.as_str(), &body);
+                    }
+                    Ok(body)
+                }
+                .boxed()
+                .shared();
                 inflight.insert(key.clone(), fut.clone());
                 fut
             }

@@ -4,13 +4,16 @@
 
 pub mod client;
 pub mod model;
+pub mod object_cache;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use client::{
-    KEYVAULT_API_VERSION, KeyVaultClient, KeyVaultStats, KeyVaultStatsSnapshot, RetryPolicy,
+    Caller, KEYVAULT_API_VERSION, KeyVaultClient, KeyVaultStats, KeyVaultStatsSnapshot,
+    RetryPolicy,
 };
+pub use object_cache::{ObjectCache, ObjectCacheStats};
 pub use model::{CertificateBundle, KeyBundle, SecretBundle, VersionItem, VersionPage};
 
 use crate::error::ErrorClass;

@@ -8,7 +8,7 @@ use super::files::{self, PlannedKind};
 use super::params::{ObjectSpec, ObjectType};
 use super::{MountError, ObjectVersion, OutputFile};
 use crate::keyvault::model::{SecretBundle, VersionItem};
-use crate::keyvault::{KeyVaultClient, ObjectKind};
+use crate::keyvault::{Caller, KeyVaultClient, ObjectKind};
 use crate::render::{self, Jwk, RenderOptions, RenderWarning};
 use crate::secret::{SecretBytes, SecretString};
 
@@ -24,9 +24,20 @@ pub(crate) struct FetchContext<'a> {
     pub(crate) keyvault: &'a KeyVaultClient,
     pub(crate) vault_url: &'a str,
     pub(crate) token: &'a SecretString,
+    /// Object-cache partition (the principal's digest); `None` with the cache off.
+    pub(crate) scope: Option<&'a [u8; 32]>,
     pub(crate) deadline: Instant,
     pub(crate) render: &'a RenderOptions,
     pub(crate) default_mode: u32,
+}
+
+impl FetchContext<'_> {
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            token: self.token,
+            scope: self.scope,
+        }
+    }
 }
 
 fn kind_of(t: ObjectType) -> ObjectKind {
@@ -59,7 +70,7 @@ pub(crate) async fn fetch_object(
             ctx.vault_url,
             kind_of(spec.object_type),
             &spec.object_name,
-            ctx.token,
+            ctx.caller(),
             ctx.deadline,
         )
         .await?;
@@ -114,7 +125,7 @@ async fn fetch_version(
                     ctx.vault_url,
                     &spec.object_name,
                     version,
-                    ctx.token,
+                    ctx.caller(),
                     ctx.deadline,
                 )
                 .await?;
@@ -143,7 +154,7 @@ async fn fetch_version(
                     ctx.vault_url,
                     &spec.object_name,
                     version,
-                    ctx.token,
+                    ctx.caller(),
                     ctx.deadline,
                 )
                 .await?;
@@ -164,7 +175,7 @@ async fn fetch_version(
                     ctx.vault_url,
                     &spec.object_name,
                     version,
-                    ctx.token,
+                    ctx.caller(),
                     ctx.deadline,
                 )
                 .await?;

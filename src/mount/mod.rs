@@ -268,9 +268,9 @@ impl Provider {
             tenant_id: p.tenant_id.clone(),
             resource: cloud.keyvault_resource.clone(),
         };
-        let token = self
+        let authorized = self
             .tokens
-            .token(
+            .authorize(
                 &TokenRequest {
                     identity: &p.identity,
                     target: &target,
@@ -291,7 +291,11 @@ impl Provider {
         let ctx = fetch::FetchContext {
             keyvault: &self.keyvault,
             vault_url: &vault_url,
-            token: &token.token,
+            token: &authorized.token.token,
+            scope: self
+                .keyvault
+                .object_cache()
+                .map(|_| authorized.principal.as_bytes()),
             deadline,
             render: &render,
             default_mode: p.default_mode,
@@ -416,6 +420,57 @@ impl crate::metrics::StatsSource for Provider {
                 value,
             });
         }
+        let oc = self
+            .keyvault
+            .object_cache()
+            .map(crate::keyvault::ObjectCache::stats)
+            .unwrap_or_default();
+        for (name, help, value) in [
+            (
+                "object_cache_hits",
+                "Key Vault objects served from the object cache (--object-cache-ttl)",
+                oc.hits,
+            ),
+            (
+                "object_cache_misses",
+                "Object-cache lookups that went to Key Vault",
+                oc.misses,
+            ),
+            (
+                "object_cache_evictions",
+                "Object-cache entries evicted to stay within --object-cache-max-bytes",
+                oc.evictions,
+            ),
+        ] {
+            out.push(StatSample {
+                name,
+                help,
+                labels: vec![],
+                value,
+            });
+        }
         out
+    }
+
+    fn gauges(&self) -> Vec<crate::metrics::StatSample> {
+        let oc = self
+            .keyvault
+            .object_cache()
+            .map(crate::keyvault::ObjectCache::stats)
+            .unwrap_or_default();
+        vec![
+            crate::metrics::StatSample {
+                name: "object_cache_bytes",
+                help: "Bytes held by the object cache (values, URLs and per-entry overhead)",
+                labels: vec![],
+                value: oc.bytes,
+            },
+            crate::metrics::StatSample {
+                name: "object_cache_entries",
+                help: "Entries held by the object cache",
+                labels: vec![],
+                value: oc.entries,
+            },
+        ]
     }
 }
