@@ -479,11 +479,19 @@ mod tests {
         assert_eq!(s.args.object_cache_ttl, Duration::from_secs(120));
         for (args, flag) in [
             (
-                ["rust-azure-provider", "--object-cache-ttl=25h", "--object-cache-max-bytes=1000000"],
+                [
+                    "rust-azure-provider",
+                    "--object-cache-ttl=25h",
+                    "--object-cache-max-bytes=1000000",
+                ],
                 "--object-cache-ttl",
             ),
             (
-                ["rust-azure-provider", "--object-cache-ttl=1m", "--object-cache-max-bytes=10"],
+                [
+                    "rust-azure-provider",
+                    "--object-cache-ttl=1m",
+                    "--object-cache-max-bytes=10",
+                ],
                 "--object-cache-max-bytes",
             ),
         ] {

@@ -278,7 +278,8 @@ impl KeyVaultClient {
         deadline: Instant,
     ) -> Result<SecretBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Secret, vault_url, name, version);
-        self.get_bundle(&obj, vault_url, token.into(), deadline).await
+        self.get_bundle(&obj, vault_url, token.into(), deadline)
+            .await
     }
 
     /// `GET /keys/{name}/{version}`.
@@ -295,7 +296,8 @@ impl KeyVaultClient {
         deadline: Instant,
     ) -> Result<KeyBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Key, vault_url, name, version);
-        self.get_bundle(&obj, vault_url, token.into(), deadline).await
+        self.get_bundle(&obj, vault_url, token.into(), deadline)
+            .await
     }
 
     /// `GET /certificates/{name}/{version}`.
@@ -312,7 +314,8 @@ impl KeyVaultClient {
         deadline: Instant,
     ) -> Result<CertificateBundle, KeyVaultError> {
         let obj = ObjectRef::new(ObjectKind::Certificate, vault_url, name, version);
-        self.get_bundle(&obj, vault_url, token.into(), deadline).await
+        self.get_bundle(&obj, vault_url, token.into(), deadline)
+            .await
     }
 
     /// GETs `obj` and decodes its JSON body.

@@ -10,11 +10,10 @@ use std::fmt;
 use std::time::Duration;
 
 pub use client::{
-    Caller, KEYVAULT_API_VERSION, KeyVaultClient, KeyVaultStats, KeyVaultStatsSnapshot,
-    RetryPolicy,
+    Caller, KEYVAULT_API_VERSION, KeyVaultClient, KeyVaultStats, KeyVaultStatsSnapshot, RetryPolicy,
 };
-pub use object_cache::{ObjectCache, ObjectCacheStats};
 pub use model::{CertificateBundle, KeyBundle, SecretBundle, VersionItem, VersionPage};
+pub use object_cache::{ObjectCache, ObjectCacheStats};
 
 use crate::error::ErrorClass;
 use crate::http::TransportFailure;
