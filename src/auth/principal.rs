@@ -83,3 +83,71 @@ pub struct Authorized {
     /// Who it was issued to.
     pub principal: Principal,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{PodRef, TokenTarget};
+
+    fn target(tenant: &str) -> TokenTarget {
+        TokenTarget {
+            authority_host: "https://login.microsoftonline.com/".into(),
+            tenant_id: tenant.into(),
+            resource: "https://vault.azure.net".into(),
+        }
+    }
+
+    fn wi(client_id: &str, sa_token: &str) -> IdentityMode {
+        IdentityMode::WorkloadIdentity {
+            client_id: client_id.into(),
+            service_account_token: sa_token.into(),
+        }
+    }
+
+    fn of(identity: &IdentityMode, tenant: &str, pod: &str) -> Principal {
+        let t = target(tenant);
+        let req = TokenRequest {
+            identity,
+            target: &t,
+            pod: PodRef {
+                namespace: "ns",
+                name: pod,
+                uid: "uid",
+            },
+        };
+        Principal::of(&req, "http://169.254.169.254", "http://localhost:2579")
+    }
+
+    #[test]
+    fn pods_of_one_application_share_and_other_applications_do_not() {
+        let a1 = of(&wi("app-a", "sa-token-1"), "t", "p1");
+        assert_eq!(a1, of(&wi("app-a", "sa-token-2"), "t", "p2"));
+        // The same application proven by a client secret is the same Entra ID principal.
+        let sp = IdentityMode::ServicePrincipal {
+            client_id: "app-a".into(),
+            client_secret: "s".into(),
+        };
+        assert_eq!(a1, of(&sp, "t", "p3"));
+        assert_ne!(a1, of(&wi("app-b", "sa-token-1"), "t", "p1"));
+        assert_ne!(a1, of(&wi("app-a", "sa-token-1"), "other-tenant", "p1"));
+    }
+
+    #[test]
+    fn managed_identities_are_per_identity_and_nmi_per_pod() {
+        let system = IdentityMode::VmManagedIdentity {
+            user_assigned: None,
+        };
+        assert_eq!(of(&system, "t", "p1"), of(&system, "t", "p2"));
+        assert_ne!(of(&system, "t", "p1"), of(&wi("app-a", "x"), "t", "p1"));
+        let nmi = IdentityMode::PodIdentity;
+        assert_ne!(of(&nmi, "t", "p1"), of(&nmi, "t", "p2"));
+        assert_eq!(of(&nmi, "t", "p1"), of(&nmi, "t", "p1"));
+    }
+
+    #[test]
+    fn debug_shows_a_short_prefix_only() {
+        let d = format!("{:?}", of(&wi("app-a", "secret-sa"), "t", "p"));
+        assert!(d.starts_with("Principal(") && d.len() == "Principal()".len() + 12);
+        assert!(!d.contains("secret-sa") && !d.contains("app-a"));
+    }
+}
