@@ -614,7 +614,7 @@ async fn real_run(
                 &args.provider,
                 &fake.proxy_url(),
                 &fake.pki.ca_path(),
-                &[ttl_flag, "--log-filter=warn", "--mount-timeout=30s"],
+                &[ttl_flag, "--mount-timeout=30s"],
             )
             .await?,
         );
