@@ -63,7 +63,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use common::fake_azure::{FakeAzure, FakeResponse, Request};
-use common::provider_process::ProviderProcess;
+use common::provider_process::{ProviderProcess, http_get};
 use common::reliability::{ENTRA, Identity, entra_token, mount_request, object_yaml};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -518,9 +518,9 @@ async fn validate(args: &Args, ttl: f64) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| driver | provider | Mounts | KV requests: model | KV: measured | Δ | Entra requests: model | Entra: measured | Δ |"
+        "| driver | provider | Mounts | KV requests: model | KV: measured | Δ | Entra requests: model | Entra: measured | Δ | cache hits / misses (/metrics) |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let fake = FakeAzure::start().await;
     fake.set_request_log(false);
     let counts = FakeCounts::default();
@@ -560,13 +560,27 @@ async fn validate(args: &Args, ttl: f64) -> anyhow::Result<()> {
                 "--object-cache-ttl={}ms",
                 (clock.s(this_ttl) * 1000.0).round() as u64
             );
-            let (kv, entra, failed) =
+            let (kv, entra, failed, cache) =
                 real_run(args, &fake, &counts, &mix, &schedules, &flag).await?;
+            let lookups = model.mounts * u64::from(mix.objects);
+            if this_ttl > 0.0 {
+                // Every object of every Mount was looked up once; every GET was a miss (misses
+                // that joined a GET in flight send none).
+                anyhow::ensure!(
+                    cache.hits + cache.misses == lookups && cache.misses >= kv as u64,
+                    "object cache metrics {cache:?} disagree with {lookups} lookups and {kv} GETs"
+                );
+            } else {
+                anyhow::ensure!(
+                    cache.hits + cache.misses == 0,
+                    "cache off, yet {cache:?}"
+                );
+            }
             let dk = rel(kv as f64, model.keyvault as f64);
             let de = rel(entra as f64, model.entra as f64);
             worst = worst.max(dk.abs()).max(de.abs());
             println!(
-                "| {} | {} | {} | {} | {} | {:+.1} % | {} | {} | {:+.1} % |",
+                "| {} | {} | {} | {} | {} | {:+.1} % | {} | {} | {:+.1} % | {} / {} |",
                 driver.name(),
                 provider.name(),
                 model.mounts,
@@ -575,7 +589,9 @@ async fn validate(args: &Args, ttl: f64) -> anyhow::Result<()> {
                 dk * 100.0,
                 model.entra,
                 entra,
-                de * 100.0
+                de * 100.0,
+                cache.hits,
+                cache.misses
             );
             anyhow::ensure!(failed == 0, "{failed} Mounts failed");
         }
@@ -587,6 +603,19 @@ async fn validate(args: &Args, ttl: f64) -> anyhow::Result<()> {
         "the measured counts differ from the model by more than 10 %"
     );
     Ok(())
+}
+
+/// Object-cache counters summed over the nodes' `/metrics`.
+#[derive(Clone, Copy, Debug, Default)]
+struct CacheCounts {
+    hits: u64,
+    misses: u64,
+}
+
+fn metric(text: &str, name: &str) -> anyhow::Result<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {name} in /metrics"))
 }
 
 fn rel(measured: f64, model: f64) -> f64 {
@@ -606,7 +635,7 @@ async fn real_run(
     mix: &Mix,
     schedules: &[Vec<MountAt>],
     ttl_flag: &str,
-) -> anyhow::Result<(usize, usize, usize)> {
+) -> anyhow::Result<(usize, usize, usize, CacheCounts)> {
     let mut nodes = Vec::new();
     for _ in 0..schedules.len() {
         nodes.push(
@@ -661,8 +690,15 @@ async fn real_run(
     }
     let kv = counts.keyvault.load(Ordering::SeqCst) - kv0;
     let entra = counts.entra.load(Ordering::SeqCst) - entra0;
+    let mut cache = CacheCounts::default();
+    for n in &nodes {
+        let (status, text) = http_get(n.metrics_addr, "/metrics").await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        cache.hits += metric(&text, "rust_azure_provider_object_cache_hits_total")?;
+        cache.misses += metric(&text, "rust_azure_provider_object_cache_misses_total")?;
+    }
     for n in nodes {
         n.stop();
     }
-    Ok((kv, entra, failed.load(Ordering::SeqCst)))
+    Ok((kv, entra, failed.load(Ordering::SeqCst), cache))
 }
