@@ -113,7 +113,7 @@ impl Provider {
     fn name(self) -> String {
         match self {
             Self::Reference => "reference".to_owned(),
-            Self::Ours { ttl } if ttl == 0.0 => "ours, cache off".to_owned(),
+            Self::Ours { ttl: 0.0 } => "ours, cache off".to_owned(),
             Self::Ours { ttl } => format!("ours, cache on (TTL {})", secs(ttl)),
         }
     }
@@ -571,10 +571,7 @@ async fn validate(args: &Args, ttl: f64) -> anyhow::Result<()> {
                     "object cache metrics {cache:?} disagree with {lookups} lookups and {kv} GETs"
                 );
             } else {
-                anyhow::ensure!(
-                    cache.hits + cache.misses == 0,
-                    "cache off, yet {cache:?}"
-                );
+                anyhow::ensure!(cache.hits + cache.misses == 0, "cache off, yet {cache:?}");
             }
             let dk = rel(kv as f64, model.keyvault as f64);
             let de = rel(entra as f64, model.entra as f64);
@@ -642,7 +639,7 @@ async fn real_run(
             ProviderProcess::start(
                 &args.provider,
                 &fake.proxy_url(),
-                &fake.pki.ca_path(),
+                fake.pki.ca_path(),
                 &[ttl_flag, "--mount-timeout=30s"],
             )
             .await?,

@@ -235,7 +235,7 @@ async fn no_cross_principal_hit_under_concurrency() {
     for i in 0..180usize {
         let (who, id, pod) = ids[i % ids.len()].clone();
         let path = server.path.clone();
-        let (vault, object) = if (i / ids.len()) % 2 == 0 {
+        let (vault, object) = if (i / ids.len()).is_multiple_of(2) {
             (VAULT, "shared")
         } else {
             ("percaller", "s")
