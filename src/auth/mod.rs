@@ -45,6 +45,8 @@
 //! and in `tests/auth.rs`.
 
 pub mod cache;
+pub mod credential;
+pub mod developer;
 pub mod entra;
 pub mod error;
 pub mod http_transport;
@@ -67,7 +69,7 @@ pub use retry::RetryPolicy;
 pub use token_proxy::{TokenProxy, TokenProxySetup};
 pub use transport::{AuthMethod, AuthRequest, AuthResponse, AuthTransport, TransportError};
 
-use crate::mount::params::IdentityMode;
+use crate::mount::params::{IdentityMode, UserAssignedIdentity};
 use crate::secret::SecretString;
 use cache::{KeyBuilder, TokenCache};
 use entra::ClientCredential;
@@ -197,6 +199,9 @@ pub struct TokenProviderOptions {
     pub max_entries: usize,
     /// Wall clock.
     pub clock: Clock,
+    /// Workstation only (`mount --credential`): every token comes from this azure_identity
+    /// developer credential and the request's identity mode is not used.
+    pub developer: Option<developer::DeveloperCredential>,
 }
 
 impl Default for TokenProviderOptions {
@@ -208,6 +213,7 @@ impl Default for TokenProviderOptions {
             retry: RetryPolicy::default(),
             max_entries: cache::DEFAULT_MAX_ENTRIES,
             clock: Arc::new(SystemTime::now),
+            developer: None,
         }
     }
 }
@@ -347,6 +353,11 @@ impl TokenProvider {
         req: &TokenRequest<'_>,
         deadline: Instant,
     ) -> Result<AccessToken, AuthError> {
+        if let Some(developer) = &self.options.developer {
+            // One Mount per process: nothing to cache, and the CLI keeps its own token cache.
+            let clock = &self.options.clock;
+            return developer.token(req.target, deadline, || clock()).await;
+        }
         // The cache key includes the SNI name, which start-up discovery may still be computing.
         if let IdentityMode::AzureTokenProxy { .. } = req.identity
             && let Some(setup) = &self.options.token_proxy
@@ -372,101 +383,97 @@ impl TokenProvider {
         }
     }
 
+    /// Fetches through the mode's [`credential::ModeCredential`]: the cache above asks every
+    /// identity mode for tokens through azure_core's `TokenCredential` trait.
     async fn fetch(
         &self,
         req: &TokenRequest<'_>,
         deadline: Instant,
     ) -> Result<AccessToken, AuthError> {
-        let t = req.target;
-        let retry = &self.options.retry;
-        match req.identity {
-            IdentityMode::ServicePrincipal {
-                client_id,
-                client_secret,
-            } => {
-                let credential = ClientCredential::Secret(client_secret);
-                self.entra_direct(client_id, &credential, t, deadline).await
-            }
-            IdentityMode::WorkloadIdentity {
-                client_id,
-                service_account_token,
-            } => {
-                let credential = ClientCredential::Assertion(service_account_token);
-                self.entra_direct(client_id, &credential, t, deadline).await
-            }
-            IdentityMode::AzureTokenProxy {
-                client_id,
-                service_account_token,
-            } => {
-                let (proxy, transport) = self.proxy()?;
-                // Same path as Entra ID, different origin (§5.6).
-                let url = entra::token_url(&proxy.url, &t.tenant_id)?;
-                let form = entra::token_form(
-                    client_id,
-                    &ClientCredential::Assertion(service_account_token),
-                    t,
-                );
-                self.post_entra(
-                    &**transport,
-                    TokenService::TokenProxy,
-                    &url,
-                    &form,
-                    client_id,
-                    deadline,
-                    Some(PROXY_UNREACHABLE_HINT),
+        let credential = credential::ModeCredential::new(self, req, deadline);
+        credential::token_via_trait(&credential, req.target, || (self.options.clock)()).await
+    }
+
+    async fn fetch_identity_binding(
+        &self,
+        client_id: &str,
+        service_account_token: &SecretString,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let (proxy, transport) = self.proxy()?;
+        // Same path as Entra ID, different origin (§5.6).
+        let url = entra::token_url(&proxy.url, &t.tenant_id)?;
+        let form = entra::token_form(
+            client_id,
+            &ClientCredential::Assertion(service_account_token),
+            t,
+        );
+        self.post_entra(
+            &**transport,
+            TokenService::TokenProxy,
+            &url,
+            &form,
+            client_id,
+            deadline,
+            Some(PROXY_UNREACHABLE_HINT),
+        )
+        .await
+    }
+
+    async fn fetch_imds(
+        &self,
+        user_assigned: Option<&UserAssignedIdentity>,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let resp = retry::send_with_retry(
+            &*self.transport,
+            TokenService::Imds,
+            &self.options.retry,
+            deadline,
+            Some(imds::UNREACHABLE_HINT),
+            || imds::token_request(&self.options.imds_endpoint, t.resource(), user_assigned),
+        )
+        .await?;
+        if (200..300).contains(&resp.status) {
+            entra::parse_token(
+                TokenService::Imds,
+                resp.body.expose(),
+                (self.options.clock)(),
+            )
+        } else {
+            Err(imds::map_error(&resp, user_assigned))
+        }
+    }
+
+    async fn fetch_nmi(
+        &self,
+        pod: PodRef<'_>,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let resp = retry::send_with_retry(
+            &*self.transport,
+            TokenService::Nmi,
+            &self.options.retry,
+            deadline,
+            Some(pod_identity::UNREACHABLE_HINT),
+            || {
+                pod_identity::token_request(
+                    &self.options.nmi_endpoint,
+                    t.resource(),
+                    pod.namespace,
+                    pod.name,
                 )
-                .await
-            }
-            IdentityMode::VmManagedIdentity { user_assigned } => {
-                let resp = retry::send_with_retry(
-                    &*self.transport,
-                    TokenService::Imds,
-                    retry,
-                    deadline,
-                    Some(imds::UNREACHABLE_HINT),
-                    || {
-                        imds::token_request(
-                            &self.options.imds_endpoint,
-                            t.resource(),
-                            user_assigned.as_ref(),
-                        )
-                    },
-                )
-                .await?;
-                if (200..300).contains(&resp.status) {
-                    entra::parse_token(
-                        TokenService::Imds,
-                        resp.body.expose(),
-                        (self.options.clock)(),
-                    )
-                } else {
-                    Err(imds::map_error(&resp, user_assigned.as_ref()))
-                }
-            }
-            IdentityMode::PodIdentity => {
-                let resp = retry::send_with_retry(
-                    &*self.transport,
-                    TokenService::Nmi,
-                    retry,
-                    deadline,
-                    Some(pod_identity::UNREACHABLE_HINT),
-                    || {
-                        pod_identity::token_request(
-                            &self.options.nmi_endpoint,
-                            t.resource(),
-                            req.pod.namespace,
-                            req.pod.name,
-                        )
-                    },
-                )
-                .await?;
-                if resp.status == 200 {
-                    pod_identity::parse_token(resp.body.expose(), (self.options.clock)())
-                        .map(|(token, _client_id)| token)
-                } else {
-                    Err(pod_identity::map_error(&resp))
-                }
-            }
+            },
+        )
+        .await?;
+        if resp.status == 200 {
+            pod_identity::parse_token(resp.body.expose(), (self.options.clock)())
+                .map(|(token, _client_id)| token)
+        } else {
+            Err(pod_identity::map_error(&resp))
         }
     }
 
