@@ -192,7 +192,11 @@ pub struct MountArgs {
     pub credential: Option<MountCredential>,
     /// With --credential: PEM file of extra trusted root certificates for Key Vault requests
     /// (TLS-inspecting proxies, private CAs).
-    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_CA_BUNDLE", requires = "credential")]
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_CA_BUNDLE",
+        requires = "credential"
+    )]
     pub ca_bundle: Option<PathBuf>,
     /// With --credential: cloud assumed when the SecretProviderClass sets no cloudName.
     #[arg(

@@ -47,7 +47,10 @@ fn stand_in_az(dir: &Path, az: &Az) {
             "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n".to_owned()
         }
         Az::LoggedIn { lifetime_secs } => {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             let expires = i64::try_from(now).unwrap() + lifetime_secs;
             let expires_on_local = humantime::format_rfc3339_seconds(
                 UNIX_EPOCH + Duration::from_secs(u64::try_from(expires).unwrap()),
@@ -107,8 +110,13 @@ impl Run {
 fn fake_with_seed_vault() -> impl std::future::Future<Output = FakeAzure> {
     async {
         let fake = FakeAzure::start().await;
-        fake.keyvault
-            .add_secret(VAULT, "ExamplePassword", VERSION, SECRET_VALUE, 1_700_000_000);
+        fake.keyvault.add_secret(
+            VAULT,
+            "ExamplePassword",
+            VERSION,
+            SECRET_VALUE,
+            1_700_000_000,
+        );
         fake.keyvault.grant(VAULT, CLI_TOKEN, Access::All);
         fake
     }
@@ -152,12 +160,21 @@ async fn mount(fake: &FakeAzure, az: Az, credential: &str) -> Run {
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_class_mounts_example_password_with_az_login() {
     let fake = fake_with_seed_vault().await;
-    let run = mount(&fake, Az::LoggedIn { lifetime_secs: 3600 }, "azure-cli").await;
+    let run = mount(
+        &fake,
+        Az::LoggedIn {
+            lifetime_secs: 3600,
+        },
+        "azure-cli",
+    )
+    .await;
     let (stdout, stderr) = (run.stdout(), run.stderr());
     assert_eq!(run.output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert_eq!(
         stdout,
-        format!("file ExamplePassword mode 0644 12 bytes\nversion secret/ExamplePassword {VERSION}\n")
+        format!(
+            "file ExamplePassword mode 0644 12 bytes\nversion secret/ExamplePassword {VERSION}\n"
+        )
     );
     let file = run.out_dir.join("ExamplePassword");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), SECRET_VALUE);
@@ -199,12 +216,21 @@ async fn seed_class_mounts_example_password_with_az_login() {
 #[tokio::test(flavor = "multi_thread")]
 async fn developer_tools_chain_uses_az_login() {
     let fake = fake_with_seed_vault().await;
-    let run = mount(&fake, Az::LoggedIn { lifetime_secs: 3600 }, "developer-tools").await;
+    let run = mount(
+        &fake,
+        Az::LoggedIn {
+            lifetime_secs: 3600,
+        },
+        "developer-tools",
+    )
+    .await;
     let (stdout, stderr) = (run.stdout(), run.stderr());
     assert_eq!(run.output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("version secret/ExamplePassword {VERSION}")));
     assert!(
-        stderr.contains("spec.parameters.usePodIdentity is ignored with --credential developer-tools"),
+        stderr.contains(
+            "spec.parameters.usePodIdentity is ignored with --credential developer-tools"
+        ),
         "{stderr}"
     );
     assert_eq!(
@@ -244,7 +270,10 @@ async fn not_logged_in_az_is_a_clear_error() {
     let run = mount(&fake, Az::NotLoggedIn, "azure-cli").await;
     assert_refused(
         &run,
-        &["Please run 'az login' to setup account.", "sign in with `az login`"],
+        &[
+            "Please run 'az login' to setup account.",
+            "sign in with `az login`",
+        ],
     );
     assert!(fake.requests().is_empty());
 }
@@ -252,7 +281,20 @@ async fn not_logged_in_az_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_az_token_is_a_clear_error() {
     let fake = fake_with_seed_vault().await;
-    let run = mount(&fake, Az::LoggedIn { lifetime_secs: -600 }, "azure-cli").await;
-    assert_refused(&run, &["handed out a token that expired at ", "sign in with `az login`"]);
+    let run = mount(
+        &fake,
+        Az::LoggedIn {
+            lifetime_secs: -600,
+        },
+        "azure-cli",
+    )
+    .await;
+    assert_refused(
+        &run,
+        &[
+            "handed out a token that expired at ",
+            "sign in with `az login`",
+        ],
+    );
     assert!(fake.requests().is_empty());
 }

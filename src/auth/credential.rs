@@ -328,3 +328,84 @@ pub fn from_sdk_error(e: azure_core::Error) -> AuthError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{TokenProviderOptions, TokenService};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn typed_errors_survive_the_sdk_error() {
+        let original = AuthError::Throttled {
+            service: TokenService::EntraId,
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        let back = from_sdk_error(to_sdk_error(original.clone()));
+        assert_eq!(back.code(), original.code());
+        assert_eq!(back.class(), original.class());
+        assert_eq!(back.to_string(), original.to_string());
+
+        let foreign = azure_core::Error::with_message(ErrorKind::Io, "disk on fire");
+        let back = from_sdk_error(foreign);
+        assert_eq!(back.code(), "auth_internal");
+        assert!(back.to_string().contains("disk on fire"), "{back}");
+    }
+
+    #[test]
+    fn tokens_cross_the_boundary_unchanged() {
+        let expires_on = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let ours = AccessToken {
+            token: SecretString::from("tok"),
+            expires_on,
+            obtained_at: SystemTime::UNIX_EPOCH,
+        };
+        let back = from_sdk_token(to_sdk_token(&ours), SystemTime::UNIX_EPOCH);
+        assert_eq!(back.token.expose(), "tok");
+        assert_eq!(back.expires_on, expires_on);
+    }
+
+    #[tokio::test]
+    async fn one_scope_is_required() {
+        struct NoTransport;
+        impl crate::auth::AuthTransport for NoTransport {
+            fn send(
+                &self,
+                _request: crate::auth::AuthRequest,
+                _timeout: Duration,
+            ) -> futures::future::BoxFuture<
+                '_,
+                Result<crate::auth::AuthResponse, crate::auth::TransportError>,
+            > {
+                Box::pin(async {
+                    Err(crate::auth::TransportError::Other(
+                        "no request is expected".into(),
+                    ))
+                })
+            }
+        }
+        let provider = TokenProvider::new(Arc::new(NoTransport), TokenProviderOptions::default());
+        let identity = IdentityMode::PodIdentity;
+        let target = TokenTarget {
+            authority_host: "https://login.microsoftonline.com/".into(),
+            tenant_id: "t".into(),
+            resource: "https://vault.azure.net".into(),
+        };
+        let req = TokenRequest {
+            identity: &identity,
+            target: &target,
+            pod: PodRef::default(),
+        };
+        let credential = ModeCredential::new(&provider, &req, Instant::now());
+        let err = credential
+            .get_token(&["a/.default", "b/.default"], None)
+            .await
+            .err()
+            .map(from_sdk_error);
+        assert!(
+            matches!(&err, Some(AuthError::Internal { message }) if message.contains("exactly one scope")),
+            "{err:?}"
+        );
+    }
+}

@@ -41,10 +41,10 @@ impl DeveloperTool {
 
     fn login_hint(self) -> &'static str {
         match self {
-            Self::AzureCli => "sign in with `az login` (for the vault's tenant: `az login --tenant <tenantId>`) and retry",
-            Self::DeveloperTools => {
-                "sign in with `az login` or `azd auth login` and retry"
+            Self::AzureCli => {
+                "sign in with `az login` (for the vault's tenant: `az login --tenant <tenantId>`) and retry"
             }
+            Self::DeveloperTools => "sign in with `az login` or `azd auth login` and retry",
         }
     }
 }

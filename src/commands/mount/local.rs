@@ -63,7 +63,10 @@ fn replace_identity(
 }
 
 /// Runs the Mount in-process.
-pub(super) async fn run(args: &MountArgs, credential: MountCredential) -> Result<ExitCode, Failure> {
+pub(super) async fn run(
+    args: &MountArgs,
+    credential: MountCredential,
+) -> Result<ExitCode, Failure> {
     let spc = select_spc(args)?;
     let pod = PodInfo {
         name: args.pod_name.clone(),
@@ -123,8 +126,8 @@ pub(super) async fn run(args: &MountArgs, credential: MountCredential) -> Result
         process_cloud_file: crate::cloud::process_env_cloud_file(),
     });
 
-    let encoded = serde_json::to_string(&attributes)
-        .map_err(|e| format!("cannot encode attributes: {e}"))?;
+    let encoded =
+        serde_json::to_string(&attributes).map_err(|e| format!("cannot encode attributes: {e}"))?;
     let result = match MountInput::decode(
         &encoded,
         "null",
