@@ -107,19 +107,17 @@ impl Run {
     }
 }
 
-fn fake_with_seed_vault() -> impl std::future::Future<Output = FakeAzure> {
-    async {
-        let fake = FakeAzure::start().await;
-        fake.keyvault.add_secret(
-            VAULT,
-            "ExamplePassword",
-            VERSION,
-            SECRET_VALUE,
-            1_700_000_000,
-        );
-        fake.keyvault.grant(VAULT, CLI_TOKEN, Access::All);
-        fake
-    }
+async fn fake_with_seed_vault() -> FakeAzure {
+    let fake = FakeAzure::start().await;
+    fake.keyvault.add_secret(
+        VAULT,
+        "ExamplePassword",
+        VERSION,
+        SECRET_VALUE,
+        1_700_000_000,
+    );
+    fake.keyvault.grant(VAULT, CLI_TOKEN, Access::All);
+    fake
 }
 
 /// Runs `mount --credential <credential>` with only the stand-in's directory on PATH and the
