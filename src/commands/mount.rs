@@ -1,6 +1,6 @@
 //! `mount`: performs the driver's Mount call against a running provider and
 //! writes the files into a directory, printing object versions; with `--credential` the
-//! Mount runs in this process with a workstation credential (see [`local`]).
+//! Mount runs in this process with a workstation credential (`mount/local.rs`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

@@ -46,9 +46,8 @@ fn replace_identity(
 ) -> Vec<String> {
     let mut ignored = Vec::new();
     attributes.retain(|key, value| {
-        let identity = IDENTITY_PARAMETERS
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(key));
+        // Exact names only: a case variant stays and is rejected as the provider rejects it.
+        let identity = IDENTITY_PARAMETERS.contains(&key.as_str());
         if identity && !value.trim().is_empty() {
             ignored.push(format!(
                 "warning: spec.parameters.{key} is ignored with --credential {}: the token is the signed-in developer's",
