@@ -123,6 +123,10 @@ async fn fake_with_seed_vault() -> FakeAzure {
 /// Runs `mount --credential <credential>` with only the stand-in's directory on PATH and the
 /// fake's proxy and CA.
 async fn mount(fake: &FakeAzure, az: Az, credential: &str) -> Run {
+    mount_with(fake, az, credential, true).await
+}
+
+async fn mount_with(fake: &FakeAzure, az: Az, credential: &str, ca_bundle: bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let bin_dir = dir.path().join("bin");
     std::fs::create_dir(&bin_dir).unwrap();
@@ -139,9 +143,10 @@ async fn mount(fake: &FakeAzure, az: Az, credential: &str) -> Run {
         .arg(&spc)
         .arg("--out")
         .arg(&out_dir)
-        .arg("--ca-bundle")
-        .arg(fake.pki.ca_path())
         .args(["--timeout", "30s"]);
+    if ca_bundle {
+        cmd.arg("--ca-bundle").arg(fake.pki.ca_path());
+    }
     let output = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap()
@@ -294,5 +299,30 @@ async fn expired_az_token_is_a_clear_error() {
             "sign in with `az login`",
         ],
     );
+    assert!(fake.requests().is_empty());
+}
+
+/// Key Vault is reached with the project's client: without `--ca-bundle` the fake's certificate is
+/// not trusted and the Mount fails as the provider's would (no request reached Key Vault).
+#[tokio::test(flavor = "multi_thread")]
+async fn key_vault_trust_comes_from_ca_bundle() {
+    let fake = fake_with_seed_vault().await;
+    let run = mount_with(
+        &fake,
+        Az::LoggedIn {
+            lifetime_secs: 3600,
+        },
+        "azure-cli",
+        false,
+    )
+    .await;
+    let (stdout, stderr) = (run.stdout(), run.stderr());
+    assert_eq!(run.output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Mount failed: code = Unavailable desc = "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("myk8skv.vault.azure.net"), "{stderr}");
+    assert!(!run.out_dir.join("ExamplePassword").exists());
     assert!(fake.requests().is_empty());
 }
