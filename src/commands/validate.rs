@@ -449,16 +449,33 @@ fn params_finding(e: &ParamsError) -> Finding {
             ..
         } => {
             let field = match source.as_ref() {
-                ObjectError::TypeCase { .. } | ObjectError::InvalidType => "objectType",
-                ObjectError::InvalidFormat { .. } | ObjectError::PfxNotSecret => "objectFormat",
-                ObjectError::EncodingNotSecret | ObjectError::InvalidEncoding { .. } => {
-                    "objectEncoding"
+                ObjectError::TypeCase { .. } | ObjectError::InvalidType => "objectType".into(),
+                ObjectError::InvalidFormat { .. } | ObjectError::PfxNotSecret => {
+                    "objectFormat".into()
                 }
-                ObjectError::FileNameEmpty | ObjectError::NameMissing => "objectName",
+                ObjectError::EncodingNotSecret | ObjectError::InvalidEncoding { .. } => {
+                    "objectEncoding".into()
+                }
+                ObjectError::FileNameEmpty | ObjectError::NameMissing => "objectName".into(),
                 ObjectError::FileNameAbsolute
                 | ObjectError::FileNameDotDot
-                | ObjectError::FileNamePath { .. } => "objectAlias",
-                ObjectError::FilePermission { .. } => "filePermission",
+                | ObjectError::FileNamePath { .. } => "objectAlias".into(),
+                ObjectError::FilePermission { .. } => "filePermission".into(),
+                ObjectError::InvalidVaultName { .. } => params::OBJECT_KEYVAULT_NAME.into(),
+                ObjectError::JmesPathNotSecret | ObjectError::JmesPathWithHistory => {
+                    params::JMES_PATH.into()
+                }
+                ObjectError::JmesPathPathMissing { entry }
+                | ObjectError::JmesPathPathInvalid { entry, .. } => {
+                    format!("{}[{entry}].path", params::JMES_PATH)
+                }
+                ObjectError::JmesPathAliasMissing { entry }
+                | ObjectError::JmesPathAlias { entry, .. } => {
+                    format!("{}[{entry}].objectAlias", params::JMES_PATH)
+                }
+                ObjectError::JmesPathFilePermission { entry, .. } => {
+                    format!("{}[{entry}].filePermission", params::JMES_PATH)
+                }
             };
             let finding = Finding::new(
                 format!("spec.parameters.objects[{index}].{field}"),
@@ -541,9 +558,17 @@ fn summary(parsed: &ParsedParams) -> String {
             "identity binding (needs CSIDriver tokenRequests audience api://AKSIdentityBinding)"
         }
     };
+    let vaults = p.vaults();
+    let extracted: usize = p.objects.iter().map(|o| o.jmes_path.len()).sum();
+    let extracted = if extracted == 0 {
+        String::new()
+    } else {
+        format!(" (+{extracted} jmesPath file(s))")
+    };
     format!(
-        "vault {}, {} object(s), identity: {identity}",
-        p.keyvault_name,
+        "{} {}, {} object(s){extracted}, identity: {identity}",
+        if vaults.len() == 1 { "vault" } else { "vaults" },
+        vaults.join(", "),
         p.objects.len()
     )
 }
@@ -587,7 +612,7 @@ fn check_secret_objects(
     let produced: Vec<&str> = plan.iter().map(|f| f.path.as_str()).collect();
     let splittable: Vec<String> = files::plan_paths(specs, true)
         .into_iter()
-        .filter(|f| f.kind != PlannedKind::Main)
+        .filter(|f| matches!(f.kind, PlannedKind::Crt | PlannedKind::Key))
         .map(|f| f.path)
         .collect();
     for (i, so) in spc.spec.secret_objects.iter().enumerate() {

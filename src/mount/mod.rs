@@ -82,6 +82,22 @@ pub enum MountError {
         #[source]
         source: RenderError,
     },
+    /// A `jmesPath` entry produced no file: the value is not JSON, or the expression yields
+    /// null or fails. Never names the value.
+    #[error(
+        "{object}: jmesPath entry with path {path:?} and objectAlias {object_alias:?}: {source}"
+    )]
+    Extract {
+        /// `<type>/<name>[@version]`.
+        object: String,
+        /// The entry's expression.
+        path: String,
+        /// The entry's file.
+        object_alias: String,
+        /// Cause.
+        #[source]
+        source: crate::render::extract::ExtractError,
+    },
     /// Version history asked to start at a version that does not exist or is disabled.
     #[error(
         "{object}: objectVersion is not an enabled version of this object, so its version history cannot start there; check objectVersion or enable the version in Key Vault"
@@ -116,6 +132,7 @@ impl MountError {
             Self::Auth(e) => e.class(),
             Self::KeyVault(e) => e.class(),
             Self::Render { source, .. } => source.class(),
+            Self::Extract { source, .. } => source.class(),
             Self::HistoryStartNotFound { .. } => ErrorClass::NotFound,
             Self::MalformedResponse { .. } => ErrorClass::Internal,
             Self::Deadline(_) => ErrorClass::DeadlineExceeded,
@@ -132,6 +149,7 @@ impl MountError {
             Self::Auth(e) => e.code(),
             Self::KeyVault(e) => e.code(),
             Self::Render { source, .. } => source.code(),
+            Self::Extract { source, .. } => source.code(),
             Self::HistoryStartNotFound { .. } => "history_start_not_found",
             Self::MalformedResponse { .. } => "keyvault_malformed",
             Self::Deadline(_) => "mount_deadline",
@@ -253,7 +271,6 @@ impl Provider {
             p.cloud_env_file_name.as_deref().map(std::path::Path::new),
             self.process_cloud_file.clone(),
         )?;
-        let vault_url = cloud.vault_url(&p.keyvault_name);
         let target = TokenTarget {
             authority_host: cloud.authority_host.clone(),
             tenant_id: p.tenant_id.clone(),
@@ -279,9 +296,14 @@ impl Provider {
             construct_pem_chain: self.options.construct_pem_chain,
             write_cert_and_key_in_separate_files: split,
         };
+        // Every vault of the cloud shares one Key Vault resource, so one token serves them all.
+        let vault_urls: Vec<String> = p
+            .objects
+            .iter()
+            .map(|spec| cloud.vault_url(p.vault_of(spec)))
+            .collect();
         let ctx = fetch::FetchContext {
             keyvault: &self.keyvault,
-            vault_url: &vault_url,
             token: &token.token,
             deadline,
             render: &render,
@@ -289,20 +311,25 @@ impl Provider {
         };
         // All objects at once (the reference fetches them one after another);
         // the first failure cancels the rest, and output keeps SPC order.
-        let per_object = futures::future::try_join_all(p.objects.iter().map(|spec| {
-            let ctx = &ctx;
-            async move {
-                let started = std::time::Instant::now();
-                let result = fetch::fetch_object(ctx, spec).await;
-                let code = match &result {
-                    Ok(_) => "",
-                    Err(e) => e.code(),
-                };
-                self.metrics
-                    .keyvault_request(spec.object_type.as_str(), code, started.elapsed());
-                result
-            }
-        }))
+        let per_object = futures::future::try_join_all(p.objects.iter().zip(&vault_urls).map(
+            |(spec, vault_url)| {
+                let ctx = &ctx;
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = fetch::fetch_object(ctx, spec, vault_url).await;
+                    let code = match &result {
+                        Ok(_) => "",
+                        Err(e) => e.code(),
+                    };
+                    self.metrics.keyvault_request(
+                        spec.object_type.as_str(),
+                        code,
+                        started.elapsed(),
+                    );
+                    result
+                }
+            },
+        ))
         .await?;
 
         let mut out = MountOutput::default();
@@ -311,7 +338,7 @@ impl Provider {
             for e in emitted {
                 owners.push(spec);
                 out.files.push(e.file);
-                out.object_versions.push(e.version);
+                out.object_versions.extend(e.version);
             }
         }
         files::check_paths(
