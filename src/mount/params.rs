@@ -1043,8 +1043,13 @@ pub fn parse_params(
         // here only to see that (their warnings and errors come from the parse below); when an
         // entry is invalid, the valid ones decide, so its own error is reported rather than this.
         let every_object_names_a_vault = objects::parse_objects_all(objects_text, &mut Vec::new())
-            .is_ok_and(|(specs, _)| {
-                !specs.is_empty() && specs.iter().all(|s| s.keyvault_name.is_some())
+            .is_ok_and(|(specs, errors)| {
+                specs.iter().all(|s| s.keyvault_name.is_some())
+                    && (!specs.is_empty()
+                        || errors.iter().any(|e| {
+                            matches!(e, ParamsError::Object { source, .. }
+                                if matches!(**source, ObjectError::InvalidVaultName { .. }))
+                        }))
             });
         if !every_object_names_a_vault {
             return Err(ParamsError::KeyvaultNameMissing);
@@ -2609,7 +2614,18 @@ mod tests {
             "{e}"
         );
 
-        // An object's vault obeys the vault name rules.
+        // An object's vault obeys the vault name rules, also when it is the only vault named.
+        let e = err(&[
+            (KEYVAULT_NAME, ""),
+            (
+                OBJECTS,
+                &array(&["objectName: a\nobjectType: secret\nkeyvaultName: a.b"]),
+            ),
+        ]);
+        assert!(
+            e.to_string().contains("keyvaultName \"a.b\" is not valid"),
+            "{e}"
+        );
         for (name, problem) in [
             ("ab", "must be between 3 and 24 chars"),
             ("kv.vault.azure.net", "must match [-a-zA-Z0-9]{3,24}"),
