@@ -355,6 +355,7 @@ fn secret_provider_class_examples_name_rust_azure() {
     let mut files = vec![];
     yaml_files(&deploy_dir().join("examples"), &mut files);
     let mut spcs = 0;
+    let (mut jmes_path, mut multi_vault) = (vec![], vec![]);
     for f in files {
         for doc in documents(&f) {
             if doc.get("kind").and_then(Value::as_str) == Some("SecretProviderClass") {
@@ -366,13 +367,32 @@ fn secret_provider_class_examples_name_rust_azure() {
                     f.display()
                 );
                 assert!(get(&doc, &["spec", "parameters", "objects"]).is_string());
+                // The extensions: objects with jmesPath, objects with their own keyvaultName.
+                let objects: Value =
+                    serde_norway::from_str(s(get(&doc, &["spec", "parameters", "objects"])))
+                        .unwrap();
+                let entries: Vec<Value> = objects["array"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|e| serde_norway::from_str(e.as_str().unwrap()).unwrap())
+                    .collect();
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                if entries.iter().any(|e| e.get("jmesPath").is_some()) {
+                    jmes_path.push(name.clone());
+                }
+                if entries.iter().any(|e| e.get("keyvaultName").is_some()) {
+                    multi_vault.push(name);
+                }
             }
         }
     }
     assert!(
-        spcs >= 6,
-        "one example per identity mode plus TLS and the seed"
+        spcs >= 8,
+        "one example per identity mode plus TLS, the seed, jmesPath and several vaults"
     );
+    assert_eq!(jmes_path, ["jmespath-secretproviderclass.yaml"]);
+    assert_eq!(multi_vault, ["multi-vault-secretproviderclass.yaml"]);
 }
 
 /// Long flag names the binary accepts.
