@@ -207,28 +207,26 @@ async fn fetch_version(
     let mode = files::file_mode(spec, ctx.default_mode);
     // Extracted before the main file moves into the output; parsing sees the value after
     // objectEncoding, exactly the bytes of the object's own file.
-    let extracted =
-        spec.jmes_path
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| {
-                let contents = render::extract::extract(rendered.main.expose(), &entry.path)
-                    .map_err(|source| MountError::Extract {
-                        object: describe(spec, version),
-                        path: entry.path.clone(),
-                        object_alias: entry.object_alias.clone(),
-                        source,
-                    })?;
-                Ok(Emitted {
-                    file: OutputFile {
-                        path: files::output_path(spec, None, PlannedKind::Extracted(i)),
-                        mode: entry.file_permission.unwrap_or(mode),
-                        contents,
-                    },
-                    version: None,
-                })
-            })
-            .collect::<Result<Vec<_>, MountError>>()?;
+    let mut extracted = Vec::with_capacity(spec.jmes_path.len());
+    for (i, entry) in spec.jmes_path.iter().enumerate() {
+        let contents =
+            render::extract::extract(rendered.main.expose(), &entry.path).map_err(|source| {
+                MountError::Extract(Box::new(super::ExtractFailure {
+                    object: describe(spec, version),
+                    path: entry.path.clone(),
+                    object_alias: entry.object_alias.clone(),
+                    source,
+                }))
+            })?;
+        extracted.push(Emitted {
+            file: OutputFile {
+                path: files::output_path(spec, None, PlannedKind::Extracted(i)),
+                mode: entry.file_permission.unwrap_or(mode),
+                contents,
+            },
+            version: None,
+        });
+    }
     let mut out = Vec::with_capacity(3 + extracted.len());
     let mut push = |kind: PlannedKind, contents: SecretBytes| {
         out.push(Emitted {

@@ -144,10 +144,10 @@ impl PlannedFile {
 /// Version-history extras are `<file>/<i>.crt` and `<file>/<i>.key`; a `jmesPath` entry's file
 /// is its `objectAlias`.
 pub fn output_path(spec: &ObjectSpec, history_index: Option<usize>, kind: PlannedKind) -> String {
-    if let PlannedKind::Extracted(entry) = kind {
-        if let Some(e) = spec.jmes_path.get(entry) {
-            return e.object_alias.clone();
-        }
+    if let PlannedKind::Extracted(entry) = kind
+        && let Some(e) = spec.jmes_path.get(entry)
+    {
+        return e.object_alias.clone();
     }
     let base = match history_index {
         Some(i) => format!("{}/{i}", spec.file_name()),

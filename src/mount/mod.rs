@@ -82,22 +82,9 @@ pub enum MountError {
         #[source]
         source: RenderError,
     },
-    /// A `jmesPath` entry produced no file: the value is not JSON, or the expression yields
-    /// null or fails. Never names the value.
-    #[error(
-        "{object}: jmesPath entry with path {path:?} and objectAlias {object_alias:?}: {source}"
-    )]
-    Extract {
-        /// `<type>/<name>[@version]`.
-        object: String,
-        /// The entry's expression.
-        path: String,
-        /// The entry's file.
-        object_alias: String,
-        /// Cause.
-        #[source]
-        source: crate::render::extract::ExtractError,
-    },
+    /// A `jmesPath` entry produced no file (boxed to keep `MountError` small).
+    #[error(transparent)]
+    Extract(Box<ExtractFailure>),
     /// Version history asked to start at a version that does not exist or is disabled.
     #[error(
         "{object}: objectVersion is not an enabled version of this object, so its version history cannot start there; check objectVersion or enable the version in Key Vault"
@@ -121,6 +108,22 @@ pub enum MountError {
     Deadline(Duration),
 }
 
+/// A `jmesPath` entry produced no file: the value is not JSON, or the expression yields null or
+/// fails. Never names the value.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}: jmesPath entry with path {path:?} and objectAlias {object_alias:?}: {source}")]
+pub struct ExtractFailure {
+    /// `<type>/<name>[@version]`.
+    pub object: String,
+    /// The entry's expression.
+    pub path: String,
+    /// The entry's file.
+    pub object_alias: String,
+    /// Cause.
+    #[source]
+    pub source: crate::render::extract::ExtractError,
+}
+
 impl MountError {
     /// The class that decides the gRPC code.
     pub fn class(&self) -> ErrorClass {
@@ -132,7 +135,7 @@ impl MountError {
             Self::Auth(e) => e.class(),
             Self::KeyVault(e) => e.class(),
             Self::Render { source, .. } => source.class(),
-            Self::Extract { source, .. } => source.class(),
+            Self::Extract(e) => e.source.class(),
             Self::HistoryStartNotFound { .. } => ErrorClass::NotFound,
             Self::MalformedResponse { .. } => ErrorClass::Internal,
             Self::Deadline(_) => ErrorClass::DeadlineExceeded,
@@ -149,7 +152,7 @@ impl MountError {
             Self::Auth(e) => e.code(),
             Self::KeyVault(e) => e.code(),
             Self::Render { source, .. } => source.code(),
-            Self::Extract { source, .. } => source.code(),
+            Self::Extract(e) => e.source.code(),
             Self::HistoryStartNotFound { .. } => "history_start_not_found",
             Self::MalformedResponse { .. } => "keyvault_malformed",
             Self::Deadline(_) => "mount_deadline",
