@@ -22,11 +22,54 @@ pub struct ExpressionError {
     pub column: usize,
 }
 
-/// Checks that `expression` is a valid JMESPath expression.
+/// Longest expression accepted. The crate parses, evaluates and drops expressions recursively,
+/// one stack frame per nesting level (`!!!…a`, `((…))`, `a.a.…`); bounding the length bounds the
+/// depth, and [`EVAL_STACK_BYTES`] covers that depth with a wide margin. Real paths are short
+/// (`password`, `db.users[0].name`).
+pub const MAX_EXPRESSION_BYTES: usize = 256;
+
+/// Stack of the thread that compiles and evaluates an expression: a SecretProviderClass must
+/// not be able to overflow a runtime worker's stack (which aborts the whole provider).
+const EVAL_STACK_BYTES: usize = 16 << 20;
+
+/// Runs `f` on a short-lived thread with [`EVAL_STACK_BYTES`] of stack; `None` when the thread
+/// cannot be started or `f` panics.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("jmespath".into())
+            .stack_size(EVAL_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
+/// Checks that `expression` is a valid JMESPath expression of at most
+/// [`MAX_EXPRESSION_BYTES`] that calls only functions JMESPath defines.
 ///
 /// # Errors
 /// [`ExpressionError`] with the parser's reason and position.
 pub fn check_expression(expression: &str) -> Result<(), ExpressionError> {
+    if expression.len() > MAX_EXPRESSION_BYTES {
+        return Err(ExpressionError {
+            reason: format!(
+                "the expression is {} bytes long; at most {MAX_EXPRESSION_BYTES} are accepted",
+                expression.len()
+            ),
+            column: MAX_EXPRESSION_BYTES,
+        });
+    }
+    on_big_stack(|| compile_checked(expression)).unwrap_or_else(|| {
+        Err(ExpressionError {
+            reason: "the expression could not be compiled".into(),
+            column: 0,
+        })
+    })
+}
+
+fn compile_checked(expression: &str) -> Result<(), ExpressionError> {
     let compiled = jmespath::compile(expression).map_err(|e| ExpressionError {
         reason: match &e.reason {
             jmespath::ErrorReason::Parse(p) => p.clone(),
@@ -127,6 +170,15 @@ impl ExtractError {
 /// # Errors
 /// [`ExtractError`]: not JSON, a `null` result, a runtime error.
 pub fn extract(value: &[u8], expression: &str) -> Result<SecretBytes, ExtractError> {
+    check_expression(expression).map_err(ExtractError::Expression)?;
+    on_big_stack(|| evaluate(value, expression)).unwrap_or_else(|| {
+        Err(ExtractError::Runtime(
+            "the expression could not be evaluated".into(),
+        ))
+    })
+}
+
+fn evaluate(value: &[u8], expression: &str) -> Result<SecretBytes, ExtractError> {
     let compiled = jmespath::compile(expression).map_err(|e| {
         ExtractError::Expression(ExpressionError {
             reason: e.reason.to_string(),
@@ -232,6 +284,54 @@ mod tests {
             assert!(e.reason.starts_with("unknown function"), "{bad}: {e}");
         }
         assert_eq!(check_expression("length(a) && to_string(b)"), Ok(()));
+    }
+
+    /// Deep nesting within the length limit neither overflows a stack nor aborts; longer
+    /// expressions are rejected before they are parsed. Runs on a thread with a runtime worker's
+    /// default 2 MiB stack.
+    #[test]
+    fn nesting_is_bounded() {
+        let run = || {
+            let n = 127;
+            let deep = [
+                format!("{}a{}", "(".repeat(n), ")".repeat(n)),
+                format!("{}a{}", "[".repeat(n), "]".repeat(n)),
+                format!("{}a", "!".repeat(255)),
+                format!("{}a", "a.".repeat(n)),
+                format!("a{}", "[*]".repeat(85)),
+                format!("a{}", "|a".repeat(n)),
+                format!("a{}", "||a".repeat(85)),
+                format!("a{}", "&&a".repeat(85)),
+                format!("{}a{}", "{a:".repeat(63), "}".repeat(63)),
+                "[]".repeat(n),
+                format!("a{}", ".*".repeat(n)),
+                format!("{}a{}", "not_null(".repeat(24), ")".repeat(24)),
+            ];
+            for e in &deep {
+                assert!(e.len() <= MAX_EXPRESSION_BYTES, "{}", e.len());
+                if check_expression(e).is_ok() {
+                    let _ = extract(br#"{"a":{"a":[1,2]}}"#, e);
+                }
+            }
+            for e in [
+                format!("{}a", "!".repeat(100_000)),
+                format!("{}a{}", "(".repeat(50_000), ")".repeat(50_000)),
+                "a.".repeat(200),
+            ] {
+                let err = check_expression(&e).unwrap_err();
+                assert!(err.reason.contains("at most 256"), "{err}");
+                assert!(matches!(
+                    extract(b"{}", &e),
+                    Err(ExtractError::Expression(_))
+                ));
+            }
+        };
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
         let e = check_expression("a[").unwrap_err();
         assert!(!e.reason.is_empty());
     }
