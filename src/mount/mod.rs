@@ -37,7 +37,8 @@ pub struct OutputFile {
 /// Id and version of one emitted object, as stored in SecretProviderClassPodStatus.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectVersion {
-    /// `<type>/<name>` or `<type>/<name>/<index>`.
+    /// `<type>/<name>` or `<type>/<name>/<index>`; `<type>/<name>@<vault>[/<index>]` for an
+    /// object with its own `keyvaultName` (see [`files::object_id`]).
     pub id: String,
     /// Key Vault version id.
     pub version: String,

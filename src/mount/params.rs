@@ -2680,6 +2680,29 @@ mod tests {
         }
 
         #[test]
+        fn jmes_path_parser_is_total_and_outputs_valid_entries(yaml in fragments(&[
+            "array:", "\n", "  - |", "\n    ", "objectName: s", "objectType: secret", "objectType: key",
+            "jmesPath:", "\n      - ", "\n        ", "path: ", "objectAlias: ", "filePermission: ",
+            "a.b", "a[", "[0]", "'x'", "`1`", "..", "/", "a/b", "0600", "999", "keyvaultName: ",
+            "kv-1", "k.v", "~", "[", "]", "{", "}", ":", " ", "-", "\"",
+        ])) {
+            if let Ok(p) = objects(&yaml) {
+                for o in &p.params.objects {
+                    proptest::prop_assert!(o.jmes_path.is_empty() || o.object_type == ObjectType::Secret);
+                    for e in &o.jmes_path {
+                        proptest::prop_assert!(crate::mount::files::validate_path(&e.object_alias).is_ok());
+                        proptest::prop_assert!(!e.object_alias.contains(".."));
+                        proptest::prop_assert!(crate::render::extract::check_expression(&e.path).is_ok());
+                        proptest::prop_assert!(e.file_permission.is_none_or(|m| m <= 0o777));
+                    }
+                    if let Some(v) = &o.keyvault_name {
+                        proptest::prop_assert!(vault_name_problem(v).is_none());
+                    }
+                }
+            }
+        }
+
+        #[test]
         fn objects_parser_is_total_and_outputs_valid_paths(yaml in fragments(&[
             "array:", "\n", "  - |", "\n    ", "objectName: ", "objectType: ", "secret", "key",
             "objectAlias: ", "a/b", "..", "/", "filePermission: ", "0644", "objectVersionHistory: ",

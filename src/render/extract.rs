@@ -170,7 +170,13 @@ impl ExtractError {
 /// # Errors
 /// [`ExtractError`]: not JSON, a `null` result, a runtime error.
 pub fn extract(value: &[u8], expression: &str) -> Result<SecretBytes, ExtractError> {
-    check_expression(expression).map_err(ExtractError::Expression)?;
+    if expression.len() > MAX_EXPRESSION_BYTES {
+        // Checked when the parameters were parsed; kept here so no caller can skip it.
+        return Err(ExtractError::Expression(ExpressionError {
+            reason: format!("the expression is longer than {MAX_EXPRESSION_BYTES} bytes"),
+            column: MAX_EXPRESSION_BYTES,
+        }));
+    }
     on_big_stack(|| evaluate(value, expression)).unwrap_or_else(|| {
         Err(ExtractError::Runtime(
             "the expression could not be evaluated".into(),
