@@ -243,6 +243,26 @@ fn jmes_path_and_several_vaults_are_validated() {
         "{out}"
     );
 
+    // A class still on `provider: azure`, checked with --check-azure: the extensions are
+    // warnings, as the Azure provider ignores them.
+    let (code, out) = validate_text(
+        &["--check-azure"],
+        &good.replace("provider: rust-azure", "provider: azure"),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    for expected in [
+        "features: warning: spec.parameters.objects[0].jmesPath: jmesPath is a rust-azure extension; the Azure provider ignores it",
+        "features: warning: spec.parameters.objects[0].keyvaultName: a per-object keyvaultName is a rust-azure extension",
+        "features: warning: spec.parameters.objects[1].keyvaultName:",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    let (code, out) = validate_text(
+        &["--check-azure", "--strict"],
+        &good.replace("provider: rust-azure", "provider: azure"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+
     // Neither the class nor every object names a vault.
     let (code, out) = validate_text(
         &[],

@@ -279,9 +279,38 @@ pub fn check(spc: &SecretProviderClass, options: &MountOptions, check_azure: boo
         None => {}
     }
 
+    if spc.spec.provider == "azure" {
+        check_extensions_for_azure(&specs, &mut report);
+    }
     check_paths(&specs, options, &mut report);
     check_secret_objects(spc, &specs, objects_ok, options, &mut report);
     report
+}
+
+/// A class still naming the Azure provider that uses rust-azure's extensions: the Azure provider
+/// ignores them, so the class behaves differently until it is migrated.
+fn check_extensions_for_azure(specs: &[ObjectSpec], report: &mut Report) {
+    for spec in specs {
+        let field = |f: &str| format!("spec.parameters.objects[{}].{f}", spec.index);
+        if !spec.jmes_path.is_empty() {
+            report.warnings.push(
+                Finding::new(
+                    field(params::JMES_PATH),
+                    "jmesPath is a rust-azure extension; the Azure provider ignores it and writes no extracted files",
+                )
+                .at_key(params::JMES_PATH),
+            );
+        }
+        if spec.keyvault_name.is_some() {
+            report.warnings.push(
+                Finding::new(
+                    field(params::OBJECT_KEYVAULT_NAME),
+                    "a per-object keyvaultName is a rust-azure extension; the Azure provider reads the object from the class's keyvaultName",
+                )
+                .at_key_value("objectName", &spec.object_name),
+            );
+        }
+    }
 }
 
 /// The Mount's parameter parsing, repeated with each invalid field replaced by a valid stand-in
