@@ -24,8 +24,8 @@ pub struct ExpressionError {
 
 /// Longest expression accepted. The crate parses, evaluates and drops expressions recursively,
 /// one stack frame per nesting level (`!!!…a`, `((…))`, `a.a.…`); bounding the length bounds the
-/// depth, and [`EVAL_STACK_BYTES`] covers that depth with a wide margin. Real paths are short
-/// (`password`, `db.users[0].name`).
+/// depth, and the evaluation thread's 16 MiB stack covers that depth with a wide margin. Real
+/// paths are short (`password`, `db.users[0].name`).
 pub const MAX_EXPRESSION_BYTES: usize = 256;
 
 /// Stack of the thread that compiles and evaluates an expression: a SecretProviderClass must
