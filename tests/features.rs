@@ -633,6 +633,26 @@ async fn workload_identity_token_in_secrets_and_the_sync_controller_mount() {
     assert_eq!(form["client_assertion"], sa);
     assert_eq!(form["client_id"], CLIENT_ID);
 
+    // Driver v1.6 under Kubernetes 1.35 copies the tokens into the attributes and leaves them in
+    // `secrets` too: the same token, one token request for both Mounts.
+    let both = env
+        .mount(pod_request(&spc, Some(&tokens_json(sa)), &secrets))
+        .await
+        .unwrap();
+    assert_eq!(files(&both), files(&resp));
+    assert_eq!(env.id.count(Source::Entra), 1, "the cached token serves it");
+
+    // Service principal mode never takes the tokens in `secrets` for credentials.
+    let mut sp = spc.clone();
+    sp.spec.parameters.remove("clientID");
+    let msg = expect_err(
+        env.mount(pod_request(&sp, None, &secrets)).await,
+        Code::FailedPrecondition,
+        &["could not find clientid in secrets"],
+    );
+    assert_clean(&msg, &env.sensitive_all(), "error message");
+    assert_eq!(env.id.count(Source::Entra), 1);
+
     // The secrets-store-sync-controller's Mount: a target path that does not exist on the node,
     // permission 420, no current object versions, `secrets` `{}`, the tokens attribute for the
     // SecretSync's service account.
