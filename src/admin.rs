@@ -1,6 +1,6 @@
-//! Admin HTTP servers: `/healthz` (a real `Version` call over our own socket) and
-//! `/readyz` (released once the socket serves) on the health listener; `/metrics`
-//! alone on the metrics listener (no profiling or debug handlers anywhere).
+//! Admin HTTP servers: `/healthz` (a real `Version` call over the socket path) and
+//! `/readyz` (our own socket is in place and accepting) on the health listener;
+//! `/metrics` alone on the metrics listener (no profiling or debug handlers anywhere).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::grpc::SocketId;
 use crate::grpc::proto::v1alpha1::VersionRequest;
 use crate::grpc::proto::v1alpha1::csi_driver_provider_client::CsiDriverProviderClient;
 use crate::metrics::Metrics;
@@ -43,9 +44,13 @@ impl Readiness {
 #[derive(Clone)]
 struct AdminState {
     socket: PathBuf,
+    socket_id: SocketId,
     timeout: Duration,
     ready: Readiness,
 }
+
+/// Time allowed for the `/readyz` connect to our socket.
+const READY_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn healthz(State(s): State<AdminState>) -> (StatusCode, String) {
     let check = async {
@@ -70,11 +75,38 @@ async fn healthz(State(s): State<AdminState>) -> (StatusCode, String) {
     }
 }
 
-async fn readyz(State(s): State<AdminState>) -> (StatusCode, &'static str) {
-    if s.ready.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+/// Ready when not draining, the socket path names the socket this process
+/// created (not missing, not a successor's after a rolling update) and that
+/// socket accepts a connection. A connect, not a gRPC call, keeps it cheap;
+/// `/healthz` exercises the whole server.
+async fn readyz(State(s): State<AdminState>) -> (StatusCode, String) {
+    let not_ready = |why: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+    };
+    if !s.ready.is_ready() {
+        return not_ready("shutting down".into());
+    }
+    let path = s.socket.display();
+    match SocketId::of(&s.socket) {
+        Ok(id) if id == s.socket_id => {}
+        Ok(_) => return not_ready(format!("{path} is another instance's socket")),
+        Err(e) => return not_ready(format!("{path}: {e}")),
+    }
+    match tokio::time::timeout(
+        READY_CONNECT_TIMEOUT,
+        tokio::net::UnixStream::connect(&s.socket),
+    )
+    .await
+    {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n".into()),
+        Ok(Err(e)) => not_ready(format!("cannot connect to {path}: {e}")),
+        Err(_) => not_ready(format!(
+            "{path} did not accept within {} s",
+            READY_CONNECT_TIMEOUT.as_secs()
+        )),
     }
 }
 
@@ -87,13 +119,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `/healthz` and `/readyz` on `listener` until `shutdown`.
+/// Serves `/healthz` and `/readyz` on `listener` until `shutdown`; `socket_id`
+/// is the identity of the socket this process bound at `socket`.
 ///
 /// # Errors
 /// When the server fails.
 pub async fn serve_health(
     listener: TcpListener,
     socket: PathBuf,
+    socket_id: SocketId,
     timeout: Duration,
     ready: Readiness,
     shutdown: CancellationToken,
@@ -103,6 +137,7 @@ pub async fn serve_health(
         .route("/readyz", get(readyz))
         .with_state(AdminState {
             socket,
+            socket_id,
             timeout,
             ready,
         });

@@ -20,11 +20,20 @@
 //!
 //! # Proxies
 //!
-//! Unless [`HttpConfig::proxy_override`] is set, reqwest's system proxy matcher reads
-//! `HTTPS_PROXY`/`https_proxy`, `HTTP_PROXY`/`http_proxy`, `ALL_PROXY` and `NO_PROXY`/`no_proxy`
-//! from the process environment for every request. The environment is only read, never changed.
+//! Unless [`HttpConfig::proxy_override`] is set, the proxy comes from `HTTPS_PROXY`/`https_proxy`
+//! (https URLs), `HTTP_PROXY`/`http_proxy` (http URLs), `ALL_PROXY`/`all_proxy` (either, when the
+//! scheme's own variable is unset) and `NO_PROXY`/`no_proxy`, read once when the client is built.
+//! The environment is only read, never changed.
+//!
+//! Loopback destinations never use a proxy, whatever `NO_PROXY` says, as Go's
+//! `http.ProxyFromEnvironment` (the reference's client) decides: the host `localhost` and literal
+//! loopback addresses (`127.0.0.0/8`, `::1`, IPv4-mapped `::ffff:127.0.0.0/104`). A proxy's
+//! loopback is not ours, so NMI at `localhost:2579` could never be reached through one. Names are
+//! not resolved for this decision (Go does not either): `foo.localhost` or a name that resolves to
+//! `127.0.0.1` is proxied unless `NO_PROXY` lists it. The same rule applies to `--outbound-proxy`.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,15 +212,11 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             // Key Vault never redirects; following one could carry the bearer token elsewhere.
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(proxy_url) = &config.proxy_override {
-            let no_proxy = match &config.no_proxy {
-                Some(list) => reqwest::NoProxy::from_string(list),
-                None => reqwest::NoProxy::from_env(),
-            };
-            let proxy = reqwest::Proxy::all(proxy_url.as_str())
-                .map_err(HttpError::InvalidProxy)?
-                .no_proxy(no_proxy);
-            builder = builder.proxy(proxy);
+        // reqwest's own environment proxy would send loopback through the proxy: replace it.
+        builder = builder.no_proxy();
+        let env = |name: &str| std::env::var(name).ok();
+        if let Some(rules) = ProxyRules::new(config, env)? {
+            builder = builder.proxy(reqwest::Proxy::custom(move |url| rules.proxy_for(url)));
         }
         let inner = builder.build().map_err(HttpError::Build)?;
         Ok(Self {
@@ -228,6 +233,114 @@ impl HttpClient {
     /// The User-Agent sent with every request.
     pub fn user_agent(&self) -> &str {
         &self.user_agent
+    }
+}
+
+/// Which proxy, if any, each outbound URL uses (see the module docs).
+struct ProxyRules {
+    /// For `http://` URLs.
+    http: Option<reqwest::Url>,
+    /// For `https://` URLs.
+    https: Option<reqwest::Url>,
+    /// Decides `NO_PROXY`: intercepts exactly the destinations the list does not exempt.
+    no_proxy: hyper_util::client::proxy::matcher::Matcher,
+}
+
+impl fmt::Debug for ProxyRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Proxy URLs may carry credentials.
+        f.debug_struct("ProxyRules")
+            .field("http", &self.http.is_some())
+            .field("https", &self.https.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first of `names` that is set (an empty value counts as set, as in curl and Go).
+fn first_env(env: &impl Fn(&str) -> Option<String>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| env(n))
+}
+
+/// A proxy URL from the environment; a bare `host:port` means `http://host:port`.
+fn parse_env_proxy(value: Option<String>) -> Option<reqwest::Url> {
+    let value = value?;
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let url = if value.contains("://") {
+        reqwest::Url::parse(value).ok()?
+    } else {
+        reqwest::Url::parse(&format!("http://{value}")).ok()?
+    };
+    url.host_str().is_some().then_some(url)
+}
+
+impl ProxyRules {
+    /// The rules for `config`, reading variables through `env`; `None` when nothing is proxied.
+    fn new(
+        config: &HttpConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, HttpError> {
+        let (http, https, no_proxy) = match &config.proxy_override {
+            Some(url) => {
+                // Validates the URL (never echoed) the way reqwest will use it.
+                reqwest::Proxy::all(url.as_str()).map_err(HttpError::InvalidProxy)?;
+                let parsed = parse_env_proxy(Some(url.clone()));
+                let no_proxy = match &config.no_proxy {
+                    Some(list) => Some(list.clone()),
+                    None => first_env(&env, &["NO_PROXY", "no_proxy"]),
+                };
+                (parsed.clone(), parsed, no_proxy)
+            }
+            None => {
+                let all = parse_env_proxy(first_env(&env, &["ALL_PROXY", "all_proxy"]));
+                let http = parse_env_proxy(first_env(&env, &["HTTP_PROXY", "http_proxy"]))
+                    .or_else(|| all.clone());
+                let https =
+                    parse_env_proxy(first_env(&env, &["HTTPS_PROXY", "https_proxy"])).or(all);
+                (http, https, first_env(&env, &["NO_PROXY", "no_proxy"]))
+            }
+        };
+        if http.is_none() && https.is_none() {
+            return Ok(None);
+        }
+        let no_proxy = hyper_util::client::proxy::matcher::Matcher::builder()
+            .all("http://proxy.invalid".to_owned())
+            .no(no_proxy.unwrap_or_default())
+            .build();
+        Ok(Some(Self {
+            http,
+            https,
+            no_proxy,
+        }))
+    }
+
+    /// The proxy for `url`, or `None` to connect directly.
+    fn proxy_for(&self, url: &reqwest::Url) -> Option<reqwest::Url> {
+        if is_loopback(url) {
+            return None;
+        }
+        let proxy = match url.scheme() {
+            "https" => self.https.as_ref()?,
+            "http" => self.http.as_ref()?,
+            _ => return None,
+        };
+        let uri: http::Uri = url.as_str().parse().ok()?;
+        self.no_proxy.intercept(&uri)?;
+        Some(proxy.clone())
+    }
+}
+
+/// `localhost` or a literal loopback address: never proxied (Go's `useProxy` rule).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        None => false,
     }
 }
 
@@ -420,6 +533,126 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code(), "invalid_proxy");
         assert!(!err.to_string().contains("pw@"));
+    }
+
+    fn rules(config: &HttpConfig, vars: &[(&str, &str)]) -> Option<ProxyRules> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ProxyRules::new(config, move |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    fn via(rules: &ProxyRules, url: &str) -> Option<String> {
+        rules
+            .proxy_for(&reqwest::Url::parse(url).unwrap())
+            .map(|u| u.to_string())
+    }
+
+    #[test]
+    fn loopback_is_never_proxied_from_the_environment() {
+        let r = rules(
+            &HttpConfig::default(),
+            &[
+                ("HTTPS_PROXY", "http://proxy:3128"),
+                ("HTTP_PROXY", "http://user:pw@proxy:3128"),
+            ],
+        )
+        .unwrap();
+        for direct in [
+            "http://localhost:2579/host/token/",
+            "http://LOCALHOST:2579/",
+            "https://localhost/",
+            "http://127.0.0.1:2579/",
+            "https://127.1.2.3:8443/",
+            "http://[::1]:2579/",
+            "http://[::ffff:127.0.0.1]:2579/",
+        ] {
+            assert_eq!(via(&r, direct), None, "{direct}");
+        }
+        // Names are not resolved, and only the exact name localhost is special (as in Go).
+        assert_eq!(
+            via(&r, "http://nmi.localhost:2579/").as_deref(),
+            Some("http://user:pw@proxy:3128/")
+        );
+        assert_eq!(
+            via(&r, "https://login.microsoftonline.com/t/oauth2/v2.0/token").as_deref(),
+            Some("http://proxy:3128/")
+        );
+        assert_eq!(
+            via(&r, "http://169.254.169.254/metadata/identity/oauth2/token").as_deref(),
+            Some("http://user:pw@proxy:3128/")
+        );
+    }
+
+    #[test]
+    fn no_proxy_all_proxy_and_lower_case_variables() {
+        let r = rules(
+            &HttpConfig::default(),
+            &[
+                ("all_proxy", "proxy:8080"),
+                ("no_proxy", "vault.azure.net,10.0.0.0/8"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(via(&r, "https://kv.vault.azure.net/secrets/s"), None);
+        assert_eq!(via(&r, "http://10.1.2.3/"), None);
+        assert_eq!(
+            via(&r, "https://login.microsoftonline.com/").as_deref(),
+            Some("http://proxy:8080/")
+        );
+        // A scheme's own variable wins over ALL_PROXY; nothing set means no proxy at all.
+        let r = rules(
+            &HttpConfig::default(),
+            &[
+                ("ALL_PROXY", "http://all:1"),
+                ("HTTPS_PROXY", "http://tls:2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            via(&r, "https://a.example/").as_deref(),
+            Some("http://tls:2/")
+        );
+        assert_eq!(
+            via(&r, "http://a.example/").as_deref(),
+            Some("http://all:1/")
+        );
+        assert!(rules(&HttpConfig::default(), &[("NO_PROXY", "*")]).is_none());
+        assert!(rules(&HttpConfig::default(), &[("HTTPS_PROXY", "")]).is_none());
+    }
+
+    #[test]
+    fn outbound_proxy_override_also_skips_loopback() {
+        let config = HttpConfig {
+            proxy_override: Some("http://override:3128".into()),
+            no_proxy: Some(String::new()),
+            ..HttpConfig::default()
+        };
+        // The override wins over the environment; an empty --no-proxy still keeps loopback direct.
+        let r = rules(
+            &config,
+            &[("HTTPS_PROXY", "http://env:1"), ("NO_PROXY", "*")],
+        )
+        .unwrap();
+        assert_eq!(via(&r, "http://localhost:2579/"), None);
+        assert_eq!(via(&r, "https://127.0.0.1:443/"), None);
+        assert_eq!(
+            via(&r, "https://login.microsoftonline.com/").as_deref(),
+            Some("http://override:3128/")
+        );
+        // Without --no-proxy, NO_PROXY applies to the override.
+        let config = HttpConfig {
+            no_proxy: None,
+            ..config
+        };
+        let r = rules(&config, &[("NO_PROXY", "microsoftonline.com")]).unwrap();
+        assert_eq!(via(&r, "https://login.microsoftonline.com/"), None);
+        assert!(format!("{r:?}").contains("https: true"));
+        assert!(!format!("{r:?}").contains("override"));
     }
 
     #[test]

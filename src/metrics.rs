@@ -2,8 +2,11 @@
 //! never vault names, object names, pod names or error texts.
 //!
 //! `keyvault_request` and `grpc_request` keep the Azure provider's names and
-//! buckets so existing dashboards keep working; everything else is prefixed
-//! `rust_azure_provider_`.
+//! buckets so existing dashboards keep working. Their lowest bucket is 100 ms,
+//! which hides a 3 ms Mount, so the same observations also go to
+//! `rust_azure_provider_keyvault_request_duration_seconds` and
+//! `rust_azure_provider_grpc_request_duration_seconds` with millisecond
+//! buckets. Everything of our own is prefixed `rust_azure_provider_`.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -18,12 +21,24 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 /// The reference's histogram buckets (seconds).
 pub const BUCKETS: [f64; 14] = [
     0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 15.0, 30.0,
 ];
+
+/// Buckets (seconds) of the `rust_azure_provider_*_duration_seconds` histograms:
+/// from 0.5 ms, so cached and local Mounts are resolved, up to the 30 s of the
+/// reference's buckets.
+pub const FINE_BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Version of this build (Cargo package version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Short git commit of this build, `unknown` when it was built without git (build.rs).
+pub const COMMIT: &str = env!("RUST_AZURE_PROVIDER_COMMIT");
 
 /// Constant label values the reference attaches.
 const PROVIDER: &str = "rust-azure";
@@ -62,10 +77,23 @@ pub struct WarningLabels {
     pub kind: &'static str,
 }
 
+/// Labels of `rust_azure_provider_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// Cargo package version.
+    pub version: &'static str,
+    /// Short git commit or `unknown`.
+    pub commit: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
+}
+
+fn fine_histogram() -> Histogram {
+    Histogram::new(FINE_BUCKETS)
 }
 
 /// One counter value read from a component's own statistics at scrape time.
@@ -127,6 +155,8 @@ pub struct Metrics {
     registry: Registry,
     keyvault_request: HistogramFamily<KeyVaultLabels>,
     grpc_request: HistogramFamily<GrpcLabels>,
+    keyvault_request_fine: HistogramFamily<KeyVaultLabels>,
+    grpc_request_fine: HistogramFamily<GrpcLabels>,
     unknown_parameters: Family<WarningLabels, Counter>,
     mounts_in_flight: Gauge,
     stats_source: Arc<OnceLock<Weak<dyn StatsSource>>>,
@@ -154,6 +184,34 @@ impl Metrics {
             source: stats_source.clone(),
         }));
         let sub = registry.sub_registry_with_prefix("rust_azure_provider");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: VERSION,
+                commit: COMMIT,
+            })
+            .set(1);
+        sub.register(
+            "build_info",
+            "Always 1; the labels name the version and git commit of this binary",
+            build_info,
+        );
+        let keyvault_request_fine: HistogramFamily<KeyVaultLabels> =
+            Family::new_with_constructor(fine_histogram);
+        sub.register_with_unit(
+            "keyvault_request_duration",
+            "Duration of Key Vault requests (keyvault_request with millisecond buckets)",
+            Unit::Seconds,
+            keyvault_request_fine.clone(),
+        );
+        let grpc_request_fine: HistogramFamily<GrpcLabels> =
+            Family::new_with_constructor(fine_histogram);
+        sub.register_with_unit(
+            "grpc_request_duration",
+            "Duration of gRPC requests (grpc_request with millisecond buckets)",
+            Unit::Seconds,
+            grpc_request_fine.clone(),
+        );
         let unknown_parameters = Family::<WarningLabels, Counter>::default();
         sub.register(
             "unknown_parameters",
@@ -170,6 +228,8 @@ impl Metrics {
             registry,
             keyvault_request,
             grpc_request,
+            keyvault_request_fine,
+            grpc_request_fine,
             unknown_parameters,
             mounts_in_flight,
             stats_source,
@@ -178,26 +238,30 @@ impl Metrics {
 
     /// Records one Key Vault request.
     pub fn keyvault_request(&self, object_type: &'static str, error: &'static str, took: Duration) {
-        self.keyvault_request
-            .get_or_create(&KeyVaultLabels {
-                object_type,
-                error,
-                provider: PROVIDER,
-                os_type: OS_TYPE,
-            })
-            .observe(took.as_secs_f64());
+        let labels = KeyVaultLabels {
+            object_type,
+            error,
+            provider: PROVIDER,
+            os_type: OS_TYPE,
+        };
+        let secs = took.as_secs_f64();
+        self.keyvault_request.get_or_create(&labels).observe(secs);
+        self.keyvault_request_fine
+            .get_or_create(&labels)
+            .observe(secs);
     }
 
     /// Records one gRPC call.
     pub fn grpc_request(&self, grpc_method: &'static str, grpc_code: &'static str, took: Duration) {
-        self.grpc_request
-            .get_or_create(&GrpcLabels {
-                grpc_method,
-                grpc_code,
-                provider: PROVIDER,
-                os_type: OS_TYPE,
-            })
-            .observe(took.as_secs_f64());
+        let labels = GrpcLabels {
+            grpc_method,
+            grpc_code,
+            provider: PROVIDER,
+            os_type: OS_TYPE,
+        };
+        let secs = took.as_secs_f64();
+        self.grpc_request.get_or_create(&labels).observe(secs);
+        self.grpc_request_fine.get_or_create(&labels).observe(secs);
     }
 
     /// Attaches the component statistics read at scrape time (once; later calls are ignored).
@@ -306,5 +370,107 @@ mod tests {
         );
         assert!(text.contains("rust_azure_provider_mounts_in_flight 0"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// The line of `text` for `series` (exact name and labels), as its value.
+    fn sample(text: &str, series: &str) -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.rsplit_once(' ').is_some_and(|(s, _)| s == series))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    }
+
+    #[test]
+    fn reference_histograms_are_unchanged_and_fine_ones_resolve_milliseconds() {
+        let m = Metrics::new();
+        let mount = "/v1alpha1.CSIDriverProvider/Mount";
+        m.grpc_request(mount, "OK", Duration::from_micros(2_400));
+        m.keyvault_request("secret", "", Duration::from_micros(700));
+        let text = m.encode().unwrap();
+        let labels = format!(
+            "grpc_method=\"{mount}\",grpc_code=\"OK\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\""
+        );
+        // The reference's series: exactly its 14 buckets plus +Inf, 2.4 ms lands in 0.1.
+        let reference: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("grpc_request_bucket{"))
+            .collect();
+        assert_eq!(reference.len(), BUCKETS.len() + 1, "{text}");
+        assert_eq!(
+            sample(
+                &text,
+                &format!("grpc_request_bucket{{le=\"0.1\",{labels}}}")
+            ),
+            1.0
+        );
+        // The fine series tells 2.4 ms from 5 ms and from 1 ms.
+        let fine = "rust_azure_provider_grpc_request_duration_seconds_bucket";
+        assert_eq!(
+            sample(&text, &format!("{fine}{{le=\"0.001\",{labels}}}")),
+            0.0
+        );
+        assert_eq!(
+            sample(&text, &format!("{fine}{{le=\"0.0025\",{labels}}}")),
+            1.0
+        );
+        assert_eq!(
+            sample(&text, &format!("{fine}{{le=\"30.0\",{labels}}}")),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("rust_azure_provider_grpc_request_duration_seconds_count{{{labels}}}")
+            ),
+            1.0
+        );
+        assert!(
+            text.contains("# UNIT rust_azure_provider_grpc_request_duration_seconds seconds"),
+            "{text}"
+        );
+        let kv = format!(
+            "object_type=\"secret\",error=\"\",provider=\"rust-azure\",os_type=\"{OS_TYPE}\""
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.001\",{kv}}}"
+                )
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "rust_azure_provider_keyvault_request_duration_seconds_bucket{{le=\"0.0005\",{kv}}}"
+                )
+            ),
+            0.0
+        );
+    }
+
+    #[test]
+    fn build_info_names_version_and_commit() {
+        let text = Metrics::new().encode().unwrap();
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    "rust_azure_provider_build_info{{version=\"{VERSION}\",commit=\"{COMMIT}\"}}"
+                )
+            ),
+            1.0
+        );
+        assert!(
+            text.contains("# TYPE rust_azure_provider_build_info gauge"),
+            "{text}"
+        );
+        assert!(
+            COMMIT == "unknown" || COMMIT.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{COMMIT}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Token acquisition for every identity mode against fake Entra ID (HTTPS via CONNECT through
-//! the recording proxy, generated CA), fake IMDS and fake NMI (plain HTTP, absolute-form through
-//! the same proxy), using the production `HttpClient` and `TokenProvider`.
+//! the recording proxy, generated CA), fake IMDS (plain HTTP, absolute-form through the same
+//! proxy) and fake NMI (directly on 127.0.0.1:2579: loopback is never proxied), using the
+//! production `HttpClient` and `TokenProvider`.
 
 #![allow(
     clippy::expect_used,
@@ -15,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::fake_azure::{FakeAzure, FakeResponse, Request};
+use common::fake_identity::{FakeIdentity, Source};
+use common::nmi::NmiPort;
 use rust_azure_provider::auth::proxy_transport::TokenProxyTransport;
 use rust_azure_provider::auth::sni_discovery::{API_SERVER_NAME, DiscoveryTarget};
 use rust_azure_provider::auth::token_proxy::sni_name_for_cluster;
@@ -213,6 +216,49 @@ async fn workload_identity_two_tokens_two_requests() {
     assert_eq!(form_value(r, "client_secret"), None);
 }
 
+/// The same service-account token (or client secret) presented with client id A and then B is two
+/// Entra ID requests and two tokens: B is never served the token issued to A.
+#[tokio::test]
+async fn same_credential_with_two_client_ids_is_two_tokens() {
+    let fake = FakeAzure::start().await;
+    let id = FakeIdentity::install(&fake);
+    id.allow_client_secret("client-a", "shared-secret");
+    id.allow_client_secret("client-b", "shared-secret");
+    id.allow_assertion("client-a", "shared-sa-jwt");
+    id.allow_assertion("client-b", "shared-sa-jwt");
+    let p = provider(&fake);
+    let modes = |client: &str| {
+        [
+            IdentityMode::WorkloadIdentity {
+                client_id: client.into(),
+                service_account_token: "shared-sa-jwt".into(),
+            },
+            IdentityMode::ServicePrincipal {
+                client_id: client.into(),
+                client_secret: "shared-secret".into(),
+            },
+        ]
+    };
+    for (a, b) in modes("client-a").iter().zip(modes("client-b").iter()) {
+        let before = id.count(Source::Entra);
+        let token_a = token(&p, a).await.unwrap();
+        let token_b = token(&p, b).await.unwrap();
+        assert_eq!(token(&p, a).await.unwrap(), token_a);
+        assert_eq!(token(&p, b).await.unwrap(), token_b);
+        assert_eq!(id.count(Source::Entra) - before, 2, "{b:?}");
+        assert_ne!(token_a, token_b, "{b:?} was served the token of client-a");
+        let subject_of = |t: &str| {
+            id.issued()
+                .into_iter()
+                .find(|i| i.access_token == t)
+                .map(|i| i.subject)
+                .unwrap()
+        };
+        assert!(subject_of(&token_b).contains("client-b"), "{b:?}");
+        assert!(subject_of(&token_a).contains("client-a"), "{a:?}");
+    }
+}
+
 #[tokio::test]
 async fn refresh_after_short_expiry() {
     let fake = FakeAzure::start().await;
@@ -277,6 +323,81 @@ async fn entra_429_then_success() {
     let p = provider(&fake);
     assert_eq!(token(&p, &sp("s")).await.unwrap(), "entra-token");
     assert_eq!(n.load(Ordering::SeqCst), 2);
+}
+
+/// A provider whose backoff is short but whose cap lets a `Retry-After` of a second through, so
+/// only an honoured header can make the retry wait that long.
+fn patient_provider(fake: &FakeAzure) -> TokenProvider {
+    TokenProvider::new(
+        http(fake, ""),
+        TokenProviderOptions {
+            retry: RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_secs(5),
+                attempt_timeout: Duration::from_secs(5),
+            },
+            ..Default::default()
+        },
+    )
+}
+
+/// Routes `host` to a 429 with `Retry-After: 1` and then `ok`, recording when each request came.
+fn throttle_once(
+    fake: &FakeAzure,
+    host: &str,
+    ok: FakeResponse,
+) -> Arc<std::sync::Mutex<Vec<std::time::Instant>>> {
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = arrivals.clone();
+    fake.route_fn(host, move |_| {
+        let mut a = a.lock().unwrap();
+        a.push(std::time::Instant::now());
+        if a.len() == 1 {
+            FakeResponse::json(429, r#"{"error":"temporarily_unavailable"}"#)
+                .with_header("retry-after", "1")
+        } else {
+            ok.clone()
+        }
+    });
+    arrivals
+}
+
+fn assert_waited_about_a_second(arrivals: &[std::time::Instant], service: &str) {
+    assert_eq!(arrivals.len(), 2, "{service}: one 429, one retry");
+    let gap = arrivals[1] - arrivals[0];
+    assert!(
+        gap >= Duration::from_millis(950),
+        "{service}: retried {gap:?} after a 429 with Retry-After: 1"
+    );
+}
+
+#[tokio::test]
+async fn entra_429_retry_after_is_honoured() {
+    let fake = FakeAzure::start().await;
+    let arrivals = throttle_once(&fake, ENTRA, entra_ok(3599));
+    let p = patient_provider(&fake);
+    assert_eq!(token(&p, &sp("s")).await.unwrap(), "entra-token");
+    assert_waited_about_a_second(&arrivals.lock().unwrap(), "Entra ID");
+}
+
+#[tokio::test]
+async fn imds_429_retry_after_is_honoured() {
+    let fake = FakeAzure::start().await;
+    let arrivals = throttle_once(
+        &fake,
+        "169.254.169.254",
+        FakeResponse::json(
+            200,
+            r#"{"access_token":"imds-token","client_id":"c","expires_in":"86399","expires_on":"4102444800","ext_expires_in":"86399","not_before":"1","resource":"https://vault.azure.net","token_type":"Bearer"}"#,
+        ),
+    );
+    let p = patient_provider(&fake);
+    let system = IdentityMode::VmManagedIdentity {
+        user_assigned: None,
+    };
+    assert_eq!(token(&p, &system).await.unwrap(), "imds-token");
+    assert_waited_about_a_second(&arrivals.lock().unwrap(), "IMDS");
 }
 
 #[tokio::test]
@@ -402,6 +523,7 @@ async fn imds_multiple_identities_hint() {
 #[tokio::test]
 async fn nmi_wire_shape_and_cache() {
     let fake = FakeAzure::start().await;
+    let _nmi = NmiPort::claim(fake.http_addr).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = seen.clone();
     fake.route_fn("localhost", move |r| {
@@ -428,6 +550,9 @@ async fn nmi_wire_shape_and_cache() {
     assert_eq!(r.query.as_deref(), Some("resource=https://vault.azure.net"));
     assert_eq!(r.header("podns"), Some("default"));
     assert_eq!(r.header("podname"), Some("busybox-0"));
+    // The client has a proxy for everything and an empty no-proxy list: NMI went direct anyway.
+    let records = fake.proxy.records();
+    assert!(records.iter().all(|r| r.host != "localhost"), "{records:?}");
 }
 
 #[tokio::test]
@@ -440,12 +565,14 @@ async fn nmi_404_and_403() {
         ),
     ] {
         let fake = FakeAzure::start().await;
+        let _nmi = NmiPort::claim(fake.http_addr).await;
         fake.route_fn("localhost", move |_| FakeResponse {
             status,
             headers: vec![],
             body: body.as_bytes().to_vec(),
             delay: None,
             reset: false,
+            hold: None,
         });
         let p = provider(&fake);
         let (class, msg) = token(&p, &IdentityMode::PodIdentity).await.unwrap_err();

@@ -28,6 +28,7 @@ const VAULT: &str = "kv-iso";
 /// Principals: A (workload identity) may read `shared`; B (workload identity) only `b-only`;
 /// C (service principal) nothing.
 struct World {
+    _log_scan: common::log_capture::ScanOnDrop,
     fake: FakeAzure,
     entra: FakeEntra,
     server: ConfiguredServer,
@@ -47,6 +48,25 @@ fn c() -> Identity {
 
 async fn world() -> World {
     let fake = FakeAzure::start().await;
+    // Every isolation case ends by scanning the provider's trace-level log for the principals'
+    // credentials and tokens and every value a principal may read.
+    let stored = fake.keyvault.clone();
+    let log_scan = common::log_capture::ScanOnDrop::new(move || {
+        let mut sensitive: Vec<String> = [
+            "sa-token-pod-a",
+            "sa-token-pod-b",
+            "client-secret-c",
+            "token-of-a",
+            "token-of-b",
+            "token-of-c",
+            "a-only-value",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        sensitive.extend(stored.stored_values());
+        sensitive
+    });
     let entra = FakeEntra::install(&fake);
     entra.principal("sa-token-pod-a", "token-of-a");
     entra.principal("sa-token-pod-b", "token-of-b");
@@ -78,6 +98,7 @@ async fn world() -> World {
     });
     let server = ConfiguredServer::start(&fake_flags(&fake, "20s", &[]));
     World {
+        _log_scan: log_scan,
         fake,
         entra,
         server,
@@ -199,10 +220,12 @@ async fn concurrent_interleaved_mounts_keep_each_principal_view() {
 #[tokio::test]
 async fn denied_while_another_workload_fetches_concurrently() {
     let w = world().await;
-    // A slow vault that lets only A read: every answer takes 300 ms, so B's and C's requests for
-    // the same URL are in flight while A's is. Coalescing across tokens would hand them A's value.
+    // A vault that lets only A read and answers only once A's, B's and C's requests for the same
+    // URL are all in flight (a barrier, not a delay: the overlap is certain, and if coalescing
+    // across tokens merged them the held answer would fail the round after HOLD_LIMIT instead).
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = seen.clone();
+    let together = std::sync::Arc::new(tokio::sync::Barrier::new(3));
     w.fake.route_fn("slow.vault.azure.net", move |r| {
         let who = r.bearer().unwrap_or_default().to_owned();
         s.lock().unwrap().push(who.clone());
@@ -217,7 +240,7 @@ async fn denied_while_another_workload_fetches_concurrently() {
                 json!({"error":{"code":"Forbidden","message":"The user, group or application does not have secrets get permission on key vault 'slow'.","innererror":{"code":"AccessDenied"}}}).to_string(),
             )
         };
-        resp.with_delay(Duration::from_millis(300))
+        resp.with_hold(together.clone())
     });
     // Warm the tokens so the three fetches really overlap.
     for (id, pod) in [(a(), "pod-a"), (b(), "pod-b"), (c(), "pod-c")] {
@@ -228,14 +251,8 @@ async fn denied_while_another_workload_fetches_concurrently() {
     for round in 0..5 {
         let (ra, rb, rc) = tokio::join!(
             mount_one(&w, "slow", "s", &id_a, "pod-a"),
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                mount_one(&w, "slow", "s", &id_b, "pod-b").await
-            },
-            async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                mount_one(&w, "slow", "s", &id_c, "pod-c").await
-            },
+            mount_one(&w, "slow", "s", &id_b, "pod-b"),
+            mount_one(&w, "slow", "s", &id_c, "pod-c"),
         );
         assert_eq!(ra.unwrap(), b"a-only-value", "round {round}");
         assert_denied(&rb, &format!("B while A fetches, round {round}"));

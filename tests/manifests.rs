@@ -89,6 +89,80 @@ fn daemonsets_agree_with_the_binary() {
     }
 }
 
+/// The image scripts/image.sh builds and tags.
+fn built_image() -> String {
+    format!(
+        "localhost/rust-azure-provider:{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+#[test]
+fn manifests_and_chart_name_the_image_scripts_image_sh_builds() {
+    for (path, ds) in daemonsets() {
+        let container = &get(&ds, &["spec", "template", "spec", "containers"])
+            .as_sequence()
+            .unwrap()[0];
+        assert_eq!(
+            s(get(container, &["image"])),
+            built_image(),
+            "{}",
+            path.display()
+        );
+        assert_eq!(s(get(container, &["imagePullPolicy"])), "IfNotPresent");
+    }
+    let chart = deploy_dir().join("helm/rust-azure-provider");
+    let values = documents(&chart.join("values.yaml")).remove(0);
+    let meta = documents(&chart.join("Chart.yaml")).remove(0);
+    let repository = s(get(&values, &["image", "repository"]));
+    let tag = match s(get(&values, &["image", "tag"])) {
+        "" => s(get(&meta, &["appVersion"])),
+        t => t,
+    };
+    assert_eq!(format!("{repository}:{tag}"), built_image());
+    assert_eq!(s(get(&values, &["image", "pullPolicy"])), "IfNotPresent");
+
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image.sh"))
+            .unwrap();
+    assert!(script.contains("IMAGE=localhost/rust-azure-provider:$VERSION"));
+}
+
+/// The container smoke test applies each securityContext setting of the manifests.
+#[test]
+fn image_smoke_runs_under_the_manifests_security_context() {
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/image.sh"))
+            .unwrap();
+    for flag in [
+        "--read-only ",
+        "--read-only-tmpfs=false",
+        "--cap-drop ALL",
+        "--security-opt no-new-privileges",
+        "--user 0:0",
+        "-v \"$dir:/provider\"",
+        "check_constraints rap-smoke-root 0",
+    ] {
+        assert!(script.contains(flag), "scripts/image.sh lacks {flag}");
+    }
+    // Nothing in the smoke test loosens the profile the manifests ask for.
+    for loosening in ["--privileged", "seccomp=unconfined", "--cap-add"] {
+        assert!(
+            !script.contains(loosening),
+            "scripts/image.sh uses {loosening}"
+        );
+    }
+    let containerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Containerfile"))
+            .unwrap();
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    for file in [&containerfile, &dockerfile] {
+        assert!(file.contains("\nUSER 65532:65532\n"));
+        assert!(file.contains("\nENTRYPOINT [\"/bin/rust-azure-provider\"]\n"));
+    }
+}
+
 /// The Helm chart as `helm template` renders it (scripts/helm-check.sh installs Helm
 /// from the Go module proxy, renders the chart into `RUST_AZURE_HELM_RENDERED` and runs
 /// this test explicitly; plain `cargo test` cannot render Go templates).
@@ -293,6 +367,17 @@ fn check_daemonset(path: &Path, ds: &Value) {
         );
         assert_eq!(get(sc, &["privileged"]).as_bool(), Some(false));
         assert_eq!(s(&get(sc, &["capabilities", "drop"])[0]), "ALL");
+        // Root (the socket directory is a root-owned hostPath) with the runtime's default
+        // seccomp profile: what scripts/image.sh --smoke runs the image with.
+        assert_eq!(get(sc, &["runAsUser"]).as_u64(), Some(0));
+        assert_eq!(get(sc, &["runAsGroup"]).as_u64(), Some(0));
+        assert_eq!(s(get(sc, &["seccompProfile", "type"])), "RuntimeDefault");
+        assert_eq!(
+            s(get(volume, &["hostPath", "type"])),
+            "DirectoryOrCreate",
+            "{}: the kubelet creates the hostPath root-owned",
+            path.display()
+        );
         assert!(get(container, &["resources", "limits", "memory"]).is_string());
         assert!(get(container, &["resources", "requests", "cpu"]).is_string());
         assert_eq!(s(get(pod, &["nodeSelector", "kubernetes.io/os"])), "linux");

@@ -358,6 +358,47 @@ async fn stale_socket_is_replaced() {
     handle.await.unwrap().unwrap();
 }
 
+/// A long socket path (sun_path holds 107 bytes and a NUL) still binds: the staging path used
+/// on the way in must not be much longer than the final one (it was 55 bytes longer).
+#[tokio::test]
+async fn a_socket_path_near_the_length_limit_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_string_lossy().len() + "/rust-azure.sock".len() + 1;
+    assert!(
+        base < 70,
+        "temporary directory too long for this test: {base}"
+    );
+    // A 90-byte socket path: the staged one is about 30 bytes longer and still fits.
+    let sub = dir.path().join("d".repeat(90 - base));
+    let path = sub.join("rust-azure.sock");
+    assert_eq!(path.to_string_lossy().len(), 90);
+    let (token, handle) = serve_at(&path, Duration::from_secs(5));
+    assert_eq!(tonic_version(&path).await.version, "v1alpha1");
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn overlapping_instances_hand_the_socket_over() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rust-azure.sock");
+    let ino = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().ino();
+    let (old_token, old_handle) = serve_at(&path, Duration::from_secs(5));
+    let old_ino = ino(&path);
+    let (new_token, new_handle) = serve_at(&path, Duration::from_secs(5));
+    let new_ino = ino(&path);
+    assert_ne!(old_ino, new_ino);
+    old_token.cancel();
+    old_handle.await.unwrap().unwrap();
+    // The older instance left the newer one's socket in place.
+    assert_eq!(ino(&path), new_ino);
+    assert_eq!(tonic_version(&path).await.version, "v1alpha1");
+    new_token.cancel();
+    new_handle.await.unwrap().unwrap();
+    assert!(!path.exists(), "the last instance removes its own socket");
+}
+
 #[tokio::test]
 async fn regular_file_in_the_way_fails_bind_clearly() {
     let dir = tempfile::tempdir().unwrap();
@@ -423,11 +464,16 @@ async fn in_flight_call_completes_during_shutdown() {
         .start_call(VERSION, Authority::Literal(RAW_PATH))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A PING round trip proves the server has the stream open (no guessing with a sleep).
+    conn.sync().await.unwrap();
+    let mut server = server;
     server.token.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The GOAWAY proves the shutdown has begun; serve must still wait for the open call.
+    conn.wait_goaway().await.unwrap();
     assert!(
-        !server.handle.is_finished(),
+        tokio::time::timeout(Duration::from_millis(200), &mut server.handle)
+            .await
+            .is_err(),
         "serve returned with a call in flight"
     );
     conn.send_message(stream, &version_request()).await.unwrap();

@@ -1,7 +1,8 @@
 //! The quickstart scenario, shared by `examples/quickstart` and `tests/quickstart.rs`: the seed
 //! walkthrough ("Integrate Azure Key Vault with AKS — secrets as environment variables") on a
-//! machine with no Azure and no cluster. A stand-in for Entra ID / NMI / Key Vault runs behind a
-//! recording forward proxy with a generated CA; the shipped provider binary serves on a temporary
+//! machine with no Azure and no cluster. A stand-in for Entra ID and Key Vault runs behind a
+//! recording forward proxy with a generated CA, and one for NMI on 127.0.0.1:2579 (where NMI
+//! listens on a node; loopback is never proxied); the shipped provider binary serves on a temporary
 //! socket with `HTTPS_PROXY`/`HTTP_PROXY` and `--ca-bundle`; the shipped `mount` subcommand
 //! performs the driver's Mount and atomic write; the Secret `test-secret` is built from the SPC's
 //! `secretObjects` and the pod's `SECRET` variable is resolved from it.
@@ -20,6 +21,7 @@ use rust_azure_provider::spc::{self, PodInfo, SecretProviderClass};
 use crate::common::fake_azure::FakeAzure;
 use crate::common::fake_identity::{FakeIdentity, Source};
 use crate::common::fake_keyvault::{Access, Body, Kind, Version};
+use crate::common::nmi::NmiPort;
 use crate::common::provider_process::ProviderProcess;
 
 /// Key Vault of the walkthrough.
@@ -68,6 +70,8 @@ pub(crate) struct Options {
 pub(crate) struct Demo {
     /// Fake Azure and the proxy.
     pub(crate) fake: FakeAzure,
+    /// The fake NMI's port.
+    pub(crate) nmi: NmiPort,
     /// Identity endpoints.
     pub(crate) identity: FakeIdentity,
     /// The provider process.
@@ -88,6 +92,7 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
 
     // 1. Azure stand-in.
     let fake = FakeAzure::start().await;
+    let nmi = NmiPort::claim(fake.http_addr).await;
     let identity = FakeIdentity::install(&fake);
     identity.grant_vault(VAULT, Access::All);
     identity.nmi_pod(POD_NAMESPACE, POD_NAME, IDENTITY_CLIENT_ID);
@@ -121,11 +126,11 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
     )?;
     writeln!(
         out,
-        "   NMI (aad-pod-identity) at localhost:2579 answers for pod {POD_NAMESPACE}/{POD_NAME} with identity aks2kvIdentity"
+        "   NMI (aad-pod-identity) on 127.0.0.1:2579 answers for pod {POD_NAMESPACE}/{POD_NAME} with identity aks2kvIdentity"
     )?;
     writeln!(
         out,
-        "   all of it behind a recording forward proxy {} using a CA generated just now ({})",
+        "   Entra ID and Key Vault behind a recording forward proxy {} using a CA generated just now ({})",
         fake.proxy_url(),
         fake.pki.ca_path().display()
     )?;
@@ -219,7 +224,7 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
     );
 
     // 4. What went over the wire.
-    writeln!(out, "== 4. Provider -> Azure (seen by the proxy)")?;
+    writeln!(out, "== 4. Provider -> Azure (seen by the proxy) and NMI")?;
     let mut seen = Vec::new();
     for r in fake.proxy.records() {
         let line = format!("{} {}", r.method, r.target);
@@ -228,9 +233,12 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
         }
     }
     ensure!(
-        seen.iter()
-            .any(|l| l.starts_with("GET http://localhost:2579/host/token/")),
-        "the provider did not ask NMI for a token through the proxy: {seen:?}"
+        !fake
+            .proxy
+            .records()
+            .iter()
+            .any(|r| r.host == "localhost" || r.host == "127.0.0.1"),
+        "the provider sent loopback traffic through the proxy: {seen:?}"
     );
     ensure!(
         seen.iter()
@@ -240,7 +248,20 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
     for l in &seen {
         writeln!(out, "   {l}")?;
     }
-    for r in identity.requests(Source::Nmi) {
+    let nmi_requests = identity.requests(Source::Nmi);
+    ensure!(
+        !nmi_requests.is_empty(),
+        "the provider did not ask NMI for a token"
+    );
+    for r in nmi_requests {
+        writeln!(
+            out,
+            "   {} http://{}{}?{} (direct to NMI: loopback is never proxied)",
+            r.method,
+            r.host_header,
+            r.path,
+            r.query.as_deref().unwrap_or("")
+        )?;
         writeln!(
             out,
             "   NMI token request for podns={} podname={} -> token for {IDENTITY_CLIENT_ID}",
@@ -331,6 +352,7 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
     writeln!(out, "{env_name}={secret_env}")?;
     Ok(Demo {
         fake,
+        nmi,
         identity,
         provider,
         out_dir,

@@ -619,3 +619,225 @@ async fn invalid_tenant_is_rejected_before_sending() {
     assert_eq!(e.class(), ErrorClass::InvalidArgument);
     assert_eq!(fake.count(), 0);
 }
+
+/// One request of a cache-separation case: identity, target and pod.
+type Side = (IdentityMode, TokenTarget, PodRef<'static>);
+
+fn side(identity: IdentityMode) -> Side {
+    (identity, target(), pod())
+}
+
+fn sp_as(client_id: &str, secret: &str) -> IdentityMode {
+    IdentityMode::ServicePrincipal {
+        client_id: client_id.into(),
+        client_secret: secret.into(),
+    }
+}
+
+fn wi_as(client_id: &str, token: &str) -> IdentityMode {
+    IdentityMode::WorkloadIdentity {
+        client_id: client_id.into(),
+        service_account_token: token.into(),
+    }
+}
+
+fn ib_as(client_id: &str, token: &str) -> IdentityMode {
+    IdentityMode::AzureTokenProxy {
+        client_id: client_id.into(),
+        service_account_token: token.into(),
+    }
+}
+
+fn vm_as(user_assigned: Option<UserAssignedIdentity>) -> IdentityMode {
+    IdentityMode::VmManagedIdentity { user_assigned }
+}
+
+/// The base side with its target changed by `f`.
+fn with_target(identity: IdentityMode, f: fn(&mut TokenTarget)) -> Side {
+    let mut s = side(identity);
+    f(&mut s.1);
+    s
+}
+
+/// The base side with its pod changed by `f`.
+fn with_pod(identity: IdentityMode, f: fn(&mut PodRef<'static>)) -> Side {
+    let mut s = side(identity);
+    f(&mut s.2);
+    s
+}
+
+fn other_authority(t: &mut TokenTarget) {
+    t.authority_host = "https://login.microsoftonline.us/".into();
+}
+fn other_tenant(t: &mut TokenTarget) {
+    t.tenant_id = "tenant-2".into();
+}
+fn other_resource(t: &mut TokenTarget) {
+    t.resource = "https://vault.usgovcloudapi.net".into();
+}
+
+/// Every per-Mount field of every mode's cache key: two requests that differ only in that field
+/// must each reach the token endpoint (a shared entry would hand the first caller's token to the
+/// second).
+fn separation_cases() -> Vec<(&'static str, Side, Side)> {
+    let ua = |c: &str| Some(UserAssignedIdentity::ClientId(c.into()));
+    let ur = |r: &str| Some(UserAssignedIdentity::ResourceId(r.into()));
+    let mut cases = vec![];
+    for (mode, make) in [
+        ("service_principal", sp_as as fn(&str, &str) -> IdentityMode),
+        ("workload_identity", wi_as),
+        ("identity_binding", ib_as),
+    ] {
+        let base = || make("client-a", "credential-a");
+        cases.extend([
+            (mode, side(base()), side(make("client-b", "credential-a"))),
+            (mode, side(base()), side(make("client-a", "credential-b"))),
+            (mode, side(base()), with_target(base(), other_authority)),
+            (mode, side(base()), with_target(base(), other_tenant)),
+            (mode, side(base()), with_target(base(), other_resource)),
+        ]);
+    }
+    cases.extend([
+        (
+            "vm_managed_identity",
+            side(vm_as(None)),
+            side(vm_as(ua("a"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ua("a"))),
+            side(vm_as(ua("b"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ur("a"))),
+            side(vm_as(ur("b"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ua("a"))),
+            side(vm_as(ur("a"))),
+        ),
+        (
+            "vm_managed_identity",
+            side(vm_as(ua("a"))),
+            with_target(vm_as(ua("a")), other_resource),
+        ),
+        (
+            "pod_identity",
+            side(IdentityMode::PodIdentity),
+            with_pod(IdentityMode::PodIdentity, |p| p.namespace = "ns-2"),
+        ),
+        (
+            "pod_identity",
+            side(IdentityMode::PodIdentity),
+            with_pod(IdentityMode::PodIdentity, |p| p.name = "pod-2"),
+        ),
+        (
+            "pod_identity",
+            side(IdentityMode::PodIdentity),
+            with_pod(IdentityMode::PodIdentity, |p| p.uid = "uid-2"),
+        ),
+        (
+            "pod_identity",
+            side(IdentityMode::PodIdentity),
+            with_target(IdentityMode::PodIdentity, other_resource),
+        ),
+    ]);
+    cases
+}
+
+fn reply_for(identity: &IdentityMode) -> Reply {
+    match identity {
+        IdentityMode::VmManagedIdentity { .. } => IMDS_OK,
+        IdentityMode::PodIdentity => NMI_OK,
+        _ => ENTRA_OK,
+    }
+}
+
+#[tokio::test]
+async fn every_cache_key_field_separates_tokens() {
+    let cases = separation_cases();
+    assert_eq!(cases.len(), 24);
+    for (mode, a, b) in cases {
+        let fake = Fake::new(reply_for(&a.0));
+        let p = TokenProvider::new(
+            fake.clone(),
+            TokenProviderOptions {
+                retry: fast_retry(),
+                token_proxy: Some(TokenProxySetup::from(TokenProxy {
+                    url: "https://kubernetes.default.svc.cluster.local".into(),
+                    sni_name: "a1.ests.aks".into(),
+                    transport: Ok(fake.clone() as Arc<dyn AuthTransport>),
+                })),
+                ..Default::default()
+            },
+        );
+        let ra = TokenRequest {
+            identity: &a.0,
+            target: &a.1,
+            pod: a.2,
+        };
+        let rb = TokenRequest {
+            identity: &b.0,
+            target: &b.1,
+            pod: b.2,
+        };
+        // Sanity: the same request twice is one token request.
+        p.token(&ra, deadline()).await.unwrap();
+        p.token(&ra, deadline()).await.unwrap();
+        assert_eq!(fake.count(), 1, "{mode}: {ra:?}");
+        p.token(&rb, deadline()).await.unwrap();
+        assert_eq!(
+            fake.count(),
+            2,
+            "{mode}: {rb:?} was served the token cached for {ra:?}"
+        );
+        assert_ne!(
+            p.cache_key(&ra).unwrap(),
+            p.cache_key(&rb).unwrap(),
+            "{mode}"
+        );
+    }
+}
+
+/// Process-wide settings that select another token service are part of the keys too (two
+/// providers never share a cache, but a key is a digest that must not depend on that).
+#[test]
+fn cache_keys_include_the_endpoints() {
+    let t = target();
+    let key = |options: TokenProviderOptions, identity: &IdentityMode| {
+        TokenProvider::new(Fake::new(ENTRA_OK), options)
+            .cache_key(&req(identity, &t))
+            .unwrap()
+    };
+    let ib = |url: &str, sni: &str| TokenProviderOptions {
+        token_proxy: Some(TokenProxySetup::from(TokenProxy {
+            url: url.into(),
+            sni_name: sni.into(),
+            transport: Ok(Fake::new(ENTRA_OK) as Arc<dyn AuthTransport>),
+        })),
+        ..Default::default()
+    };
+    let id = ib_as("c", "t");
+    assert_ne!(
+        key(ib("https://a", "s"), &id),
+        key(ib("https://b", "s"), &id)
+    );
+    assert_ne!(
+        key(ib("https://a", "s"), &id),
+        key(ib("https://a", "z"), &id)
+    );
+    let vm = vm_as(None);
+    let imds = |e: &str| TokenProviderOptions {
+        imds_endpoint: e.into(),
+        ..Default::default()
+    };
+    assert_ne!(key(imds("http://a"), &vm), key(imds("http://b"), &vm));
+    let nmi = |e: &str| TokenProviderOptions {
+        nmi_endpoint: e.into(),
+        ..Default::default()
+    };
+    let pi = IdentityMode::PodIdentity;
+    assert_ne!(key(nmi("http://a"), &pi), key(nmi("http://b"), &pi));
+}

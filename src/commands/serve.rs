@@ -55,6 +55,7 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
     let health_addr = health.local_addr();
     let metrics_addr = metrics_listener.local_addr();
     let socket = grpc::bind(&settings.socket_path)?;
+    let socket_id = socket.id();
     let metrics_server = tokio::spawn(crate::admin::serve_metrics(
         metrics_listener,
         metrics,
@@ -65,6 +66,7 @@ async fn run(settings: crate::config::Settings) -> anyhow::Result<()> {
     let admin = tokio::spawn(crate::admin::serve_health(
         health,
         settings.socket_path.clone(),
+        socket_id,
         HEALTH_TIMEOUT,
         ready.clone(),
         shutdown.clone(),

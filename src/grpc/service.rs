@@ -145,8 +145,14 @@ impl ProviderService {
             Ok(i) => i,
             Err(e) => {
                 let err = MountError::from(e);
-                tracing::warn!(code = err.code(), error = %err, "mount request rejected");
-                return Err(err.into());
+                let status = Status::from(&err);
+                tracing::warn!(
+                    code = code_name(status.code()),
+                    reason = err.code(),
+                    error = %err,
+                    "mount request rejected"
+                );
+                return Err(status);
             }
         };
         let (ns, pod, spc) = input.pod_identity_fields();
@@ -167,7 +173,13 @@ impl ProviderService {
                     let size = resp.encoded_len();
                     if size > limit {
                         let status = too_large(&resp, size, limit);
-                        tracing::warn!(code = "response_too_large", size, limit, "mount failed");
+                        tracing::warn!(
+                            code = code_name(status.code()),
+                            reason = "response_too_large",
+                            size,
+                            limit,
+                            "mount failed"
+                        );
                         return Err(status);
                     }
                     if size > 1024 * 1024 {
@@ -185,13 +197,17 @@ impl ProviderService {
                     Ok(Response::new(resp))
                 }
                 Err(err) => {
+                    let status = Status::from(&err);
+                    // `code` is the gRPC code exactly as the driver's pod event shows it
+                    // (`rpc error: code = NotFound desc = ...`); `reason` is our finer one.
                     tracing::warn!(
-                        code = err.code(),
+                        code = code_name(status.code()),
+                        reason = err.code(),
                         error = %err,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "mount failed"
                     );
-                    Err(err.into())
+                    Err(status)
                 }
             }
         }

@@ -257,7 +257,16 @@ impl Provider {
                     } else {
                         "parameter"
                     });
-                    tracing::warn!(parameter = %w.key, object_index = ?w.object_index, hint = %w.hint(), "unknown parameter ignored");
+                    // The index is recorded only when there is one: JSON logs carry no
+                    // Rust `None`/`Some(..)` text.
+                    match w.object_index {
+                        Some(index) => {
+                            tracing::warn!(parameter = %w.key, object_index = index, hint = %w.hint(), "unknown parameter ignored")
+                        }
+                        None => {
+                            tracing::warn!(parameter = %w.key, hint = %w.hint(), "unknown parameter ignored")
+                        }
+                    }
                 }
             }
         }

@@ -2717,4 +2717,72 @@ mod tests {
             }
         }
     }
+
+    /// `objects` documents with the right shape whose field values mix valid and hostile ones:
+    /// unlike the token soup above, most reach the parser's output, where every accepted object
+    /// must name a writable path and carry what was written.
+    #[test]
+    fn objects_parser_outputs_on_well_formed_documents() {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let field = (
+            prop::sample::select(vec![
+                "objectAlias",
+                "filePermission",
+                "objectVersionHistory",
+                "objectVersion",
+                "objectEncoding",
+            ]),
+            prop::sample::select(vec![
+                "a", "a/b", "a..b", "..", "../x", "/abs", "x//y", "0644", "0999", "2", "-1", "hex",
+                "",
+            ]),
+        );
+        let entry = (
+            "[a-z][a-z0-9-]{0,8}",
+            prop::sample::select(vec!["secret", "key", "cert"]),
+            prop::collection::btree_map(field.0, field.1, 0..3),
+        );
+        let strategy = prop::collection::vec(entry, 1..4);
+        let accepted = AtomicUsize::new(0);
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        });
+        runner
+            .run(&strategy, |entries| {
+                let mut yaml = String::from("array:\n");
+                for (i, (name, object_type, fields)) in entries.iter().enumerate() {
+                    yaml.push_str(&format!(
+                        "  - |\n    objectName: {name}-{i}\n    objectType: {object_type}\n"
+                    ));
+                    for (k, v) in fields {
+                        yaml.push_str(&format!("    {k}: {v}\n"));
+                    }
+                }
+                let Ok(p) = objects(&yaml) else {
+                    return Ok(());
+                };
+                accepted.fetch_add(1, Ordering::Relaxed);
+                prop_assert_eq!(p.params.objects.len(), entries.len());
+                for (o, (name, object_type, fields)) in p.params.objects.iter().zip(&entries) {
+                    prop_assert!(crate::mount::files::validate_path(o.file_name()).is_ok());
+                    prop_assert!(!o.file_name().contains(".."));
+                    prop_assert!(o.file_permission.is_none_or(|m| m <= 0o777));
+                    prop_assert!(o.object_name.starts_with(name.as_str()));
+                    prop_assert_eq!(o.object_type.as_str(), *object_type);
+                    let alias = fields.get("objectAlias").filter(|a| !a.is_empty());
+                    prop_assert_eq!(o.object_alias.as_deref(), alias.copied());
+                }
+                Ok(())
+            })
+            .unwrap();
+        let a = accepted.into_inner();
+        eprintln!("PROPERTY objects parser: accepted {a} of 256 generated documents");
+        assert!(
+            a >= 256 / 5,
+            "only {a} of 256 documents reached the assertions"
+        );
+    }
 }

@@ -114,7 +114,15 @@ pub struct FakeResponse {
     pub delay: Option<Duration>,
     /// Close the connection without answering (connection reset from the client's view).
     pub reset: bool,
+    /// Answer only once every party of this barrier has arrived (at most [`HOLD_LIMIT`]): makes
+    /// requests overlap for certain instead of by timing.
+    pub hold: Option<Arc<tokio::sync::Barrier>>,
 }
+
+/// How long a held answer waits for the other parties of its barrier before answering
+/// 400 `fake: requests did not overlap` (not retried: fails the test loudly instead of testing
+/// nothing).
+pub const HOLD_LIMIT: Duration = Duration::from_secs(10);
 
 impl FakeResponse {
     /// A JSON response.
@@ -128,6 +136,7 @@ impl FakeResponse {
             body: body.into(),
             delay: None,
             reset: false,
+            hold: None,
         }
     }
 
@@ -147,6 +156,12 @@ impl FakeResponse {
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Holds the answer until all parties of `barrier` have arrived.
+    pub fn with_hold(mut self, barrier: Arc<tokio::sync::Barrier>) -> Self {
+        self.hold = Some(barrier);
         self
     }
 
@@ -443,6 +458,17 @@ async fn handle(
             format!("{{\"error\":\"no fake route for host {host_header}\"}}"),
         ),
     };
+    let mut resp = resp;
+    if let Some(barrier) = resp.hold.take()
+        && tokio::time::timeout(HOLD_LIMIT, barrier.wait())
+            .await
+            .is_err()
+    {
+        resp = FakeResponse::json(
+            400,
+            r#"{"error":{"code":"FakeHoldTimeout","message":"fake: requests did not overlap"}}"#,
+        );
+    }
     if let Some(d) = resp.delay {
         tokio::time::sleep(d).await;
     }

@@ -1,9 +1,14 @@
 //! Fake identity endpoints on a [`FakeAzure`]: Entra ID's token endpoint (service principal and
-//! workload identity), IMDS and aad-pod-identity NMI. Every token they issue is unique and is
-//! granted in the fake Key Vault; they count requests and remember every credential they saw or
-//! issued (for secret-hygiene assertions).
+//! workload identity) of every built-in cloud, IMDS and aad-pod-identity NMI. Every token they
+//! issue is unique, is issued for one Key Vault resource only and is granted in the fake Key Vault
+//! for that resource only; they count requests and remember every credential they saw or issued
+//! (for secret-hygiene assertions).
+//!
+//! Like the real services they refuse what they do not know: Entra ID an unknown tenant, a scope
+//! other than its own cloud's `<Key Vault resource>/.default`, an unregistered client secret or
+//! client assertion; IMDS and NMI a `resource` that is no cloud's Key Vault resource.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
@@ -13,6 +18,21 @@ use super::fake_keyvault::{Access, FakeKeyVault};
 
 /// Entra ID host of the public cloud.
 pub const ENTRA_HOST: &str = "login.microsoftonline.com";
+/// The tenant Entra ID knows unless a test registers others ([`FakeIdentity::allow_tenant`]).
+pub const DEFAULT_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// Entra ID host of every built-in cloud and the Key Vault resource it issues tokens for.
+pub const CLOUD_AUTHORITIES: [(&str, &str); 4] = [
+    (ENTRA_HOST, "https://vault.azure.net"),
+    (
+        "login.microsoftonline.us",
+        "https://vault.usgovcloudapi.net",
+    ),
+    ("login.chinacloudapi.cn", "https://vault.azure.cn"),
+    (
+        "login.microsoftonline.de",
+        "https://vault.microsoftazure.de",
+    ),
+];
 /// IMDS host.
 pub const IMDS_HOST: &str = "169.254.169.254";
 /// NMI host (the provider calls `http://localhost:2579`).
@@ -41,6 +61,8 @@ pub struct Issued {
     pub subject: String,
     /// The access token.
     pub access_token: String,
+    /// The Key Vault resource it is valid for.
+    pub resource: String,
 }
 
 #[derive(Default)]
@@ -49,6 +71,11 @@ struct State {
     requests: HashMap<Source, Vec<Request>>,
     grants: Vec<(String, Access)>,
     client_secrets: HashMap<String, String>,
+    /// (client id, service-account token) pairs with a federated credential.
+    assertions: HashSet<(String, String)>,
+    tenants: HashSet<String>,
+    /// Entra ID host -> Key Vault resource it issues tokens for.
+    authorities: HashMap<String, String>,
     nmi_pods: HashMap<(String, String), String>,
     credentials_seen: Vec<String>,
 }
@@ -67,8 +94,10 @@ impl FakeIdentity {
             state: Arc::default(),
             keyvault: fake.keyvault.clone(),
         };
-        let m = me.clone();
-        fake.route_fn(ENTRA_HOST, move |r| m.entra(r));
+        me.allow_tenant(DEFAULT_TENANT);
+        for (host, resource) in CLOUD_AUTHORITIES {
+            me.add_authority(fake, host, resource);
+        }
         let m = me.clone();
         fake.route_fn(IMDS_HOST, move |r| m.imds(r));
         let m = me.clone();
@@ -87,15 +116,62 @@ impl FakeIdentity {
         f(&mut self.state.lock().expect("identity lock"))
     }
 
+    /// Serves Entra ID on `host`, issuing tokens for `resource` only.
+    fn add_authority(&self, fake: &FakeAzure, host: &str, resource: &str) {
+        self.with(|s| {
+            s.authorities
+                .insert(host.to_ascii_lowercase(), resource.to_owned())
+        });
+        let m = self.clone();
+        fake.route_fn(host, move |r| m.entra(r));
+    }
+
+    /// Adds a custom (Azure Stack) cloud: Entra ID on `entra_host` issuing tokens for `resource`,
+    /// and the fake Key Vault on `*.<vault_dns_suffix>` accepting only those. The host names must
+    /// be in the fake's certificate ([`FakeAzure::start_with_hosts`]).
+    pub fn add_cloud(
+        &self,
+        fake: &FakeAzure,
+        entra_host: &str,
+        resource: &str,
+        vault_dns_suffix: &str,
+    ) {
+        self.add_authority(fake, entra_host, resource);
+        self.keyvault.add_cloud(vault_dns_suffix, resource);
+        fake.route(&format!("*.{vault_dns_suffix}"), self.keyvault.handler());
+    }
+
+    /// Makes Entra ID know `tenant` (others get AADSTS90002).
+    pub fn allow_tenant(&self, tenant: &str) {
+        self.with(|s| s.tenants.insert(tenant.to_owned()));
+    }
+
+    /// Registers a federated credential: `client_id` accepts the service-account token
+    /// `assertion` as its client assertion (others get AADSTS700213).
+    pub fn allow_assertion(&self, client_id: &str, assertion: &str) {
+        self.with(|s| {
+            s.assertions
+                .insert((client_id.to_owned(), assertion.to_owned()))
+        });
+    }
+
+    fn known_resource(&self, resource: &str) -> bool {
+        self.with(|s| s.authorities.values().any(|r| r == resource))
+    }
+
     /// Every token issued so far, and every future one, gets `access` on `vault`.
     pub fn grant_vault(&self, vault: &str, access: Access) {
-        let tokens: Vec<String> = self.with(|s| {
+        let tokens: Vec<(String, String)> = self.with(|s| {
             s.grants.push((vault.to_owned(), access.clone()));
-            s.issued.iter().map(|i| i.access_token.clone()).collect()
+            s.issued
+                .iter()
+                .map(|i| (i.access_token.clone(), i.resource.clone()))
+                .collect()
         });
         self.keyvault.add_vault(vault);
-        for t in tokens {
-            self.keyvault.grant(vault, &t, access.clone());
+        for (t, resource) in tokens {
+            self.keyvault
+                .grant_for(vault, &t, access.clone(), &resource);
         }
     }
 
@@ -155,7 +231,7 @@ impl FakeIdentity {
         self.with(|s| s.requests.entry(source).or_default().push(req.clone()));
     }
 
-    fn issue(&self, source: Source, subject: String) -> String {
+    fn issue(&self, source: Source, subject: String, resource: &str) -> String {
         let tag = match source {
             Source::Entra => "entra",
             Source::Imds => "imds",
@@ -170,25 +246,60 @@ impl FakeIdentity {
                 source,
                 subject,
                 access_token: token.clone(),
+                resource: resource.to_owned(),
             });
             s.grants.clone()
         });
         for (vault, access) in grants {
-            self.keyvault.grant(&vault, &token, access);
+            self.keyvault.grant_for(&vault, &token, access, resource);
         }
         token
     }
 
     fn entra(&self, req: &Request) -> FakeResponse {
         self.record(Source::Entra, req);
-        if req.method != "POST" || !req.path.ends_with("/oauth2/v2.0/token") {
+        let tenant = req
+            .path
+            .strip_suffix("/oauth2/v2.0/token")
+            .and_then(|t| t.strip_prefix('/'));
+        let (Some(tenant), "POST") = (tenant, req.method.as_str()) else {
             return FakeResponse::json(404, r#"{"error":"not_found"}"#);
+        };
+        if !self.with(|s| s.tenants.contains(tenant)) {
+            return FakeResponse::json(
+                400,
+                json!({"error": "invalid_request", "error_description": format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")}).to_string(),
+            );
         }
         let form: HashMap<String, String> = req.form().into_iter().collect();
+        let Some(resource) = self.with(|s| s.authorities.get(&req.host).cloned()) else {
+            return FakeResponse::json(404, r#"{"error":"not_found"}"#);
+        };
+        let scope = form.get("scope").cloned().unwrap_or_default();
+        if scope != format!("{resource}/.default") {
+            return FakeResponse::json(
+                400,
+                json!({"error": "invalid_scope", "error_description": format!("AADSTS70011: The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid.")}).to_string(),
+            );
+        }
         let client_id = form.get("client_id").cloned().unwrap_or_default();
         if let Some(assertion) = form.get("client_assertion") {
-            self.with(|s| s.credentials_seen.push(assertion.clone()));
-            let token = self.issue(Source::Entra, format!("wi:{client_id}:{assertion}"));
+            let known = self.with(|s| {
+                s.credentials_seen.push(assertion.clone());
+                s.assertions
+                    .contains(&(client_id.clone(), assertion.clone()))
+            });
+            if !known {
+                return FakeResponse::json(
+                    400,
+                    r#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found for presented assertion subject.","error_codes":[700213]}"#,
+                );
+            }
+            let token = self.issue(
+                Source::Entra,
+                format!("wi:{client_id}:{assertion}"),
+                &resource,
+            );
             return entra_ok(&token);
         }
         let Some(secret) = form.get("client_secret") else {
@@ -204,8 +315,24 @@ impl FakeIdentity {
         if !valid {
             return FakeResponse::json(401, AADSTS7000215);
         }
-        let token = self.issue(Source::Entra, format!("sp:{client_id}"));
+        let token = self.issue(Source::Entra, format!("sp:{client_id}"), &resource);
         entra_ok(&token)
+    }
+
+    /// The decoded `resource` query parameter when it is a known cloud's Key Vault resource.
+    fn requested_resource(&self, req: &Request) -> Result<String, FakeResponse> {
+        let raw = req.query_param("resource").unwrap_or_default();
+        let resource = percent_encoding::percent_decode_str(raw)
+            .decode_utf8_lossy()
+            .into_owned();
+        if self.known_resource(&resource) {
+            Ok(resource)
+        } else {
+            Err(FakeResponse::json(
+                400,
+                json!({"error": "invalid_resource", "error_description": format!("AADSTS500011: The resource principal named {resource} was not found in the tenant.")}).to_string(),
+            ))
+        }
     }
 
     fn imds(&self, req: &Request) -> FakeResponse {
@@ -221,12 +348,16 @@ impl FakeIdentity {
             (None, Some(r)) => format!("msi_res_id:{r}"),
             (None, None) => "system".to_owned(),
         };
-        let token = self.issue(Source::Imds, subject);
+        let resource = match self.requested_resource(req) {
+            Ok(r) => r,
+            Err(refusal) => return refusal,
+        };
+        let token = self.issue(Source::Imds, subject, &resource);
         FakeResponse::json(
             200,
             json!({"access_token": token, "client_id": "imds-client", "expires_in": "86399",
                 "expires_on": "4102444800", "ext_expires_in": "86399", "not_before": "1",
-                "resource": "https://vault.azure.net", "token_type": "Bearer"})
+                "resource": resource, "token_type": "Bearer"})
             .to_string(),
         )
     }
@@ -244,14 +375,19 @@ impl FakeIdentity {
                     .into_bytes(),
                 delay: None,
                 reset: false,
+                hold: None,
             };
         };
-        let token = self.issue(Source::Nmi, format!("pod {ns}/{name}"));
+        let resource = match self.requested_resource(req) {
+            Ok(r) => r,
+            Err(refusal) => return refusal,
+        };
+        let token = self.issue(Source::Nmi, format!("pod {ns}/{name}"), &resource);
         FakeResponse::json(
             200,
             json!({"token": {"access_token": token, "refresh_token": "", "expires_in": "3599",
                 "expires_on": "4102444800", "not_before": "1",
-                "resource": "https://vault.azure.net", "token_type": "Bearer"},
+                "resource": resource, "token_type": "Bearer"},
                 "clientid": client_id})
             .to_string(),
         )

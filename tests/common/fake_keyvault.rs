@@ -101,10 +101,23 @@ pub struct Fault {
     pub response: FakeResponse,
 }
 
+/// The Key Vault resource (token audience) of the public cloud.
+pub const PUBLIC_RESOURCE: &str = "https://vault.azure.net";
+
+/// Vault DNS suffix and Key Vault resource of every built-in cloud: a vault under a suffix accepts
+/// only tokens issued for that cloud's resource, as the real service does (`AKV10022`).
+pub const CLOUD_VAULTS: [(&str, &str); 4] = [
+    ("vault.azure.net", PUBLIC_RESOURCE),
+    ("vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"),
+    ("vault.azure.cn", "https://vault.azure.cn"),
+    ("vault.microsoftazure.de", "https://vault.microsoftazure.de"),
+];
+
 #[derive(Default)]
 struct Vault {
     objects: HashMap<(Kind, String), Vec<Version>>,
-    tokens: HashMap<String, Access>,
+    /// Token -> what it may read and the resource (audience) it was issued for.
+    tokens: HashMap<String, (Access, String)>,
 }
 
 #[derive(Default)]
@@ -114,6 +127,8 @@ struct State {
     page_size: Option<usize>,
     /// When set, every list page links to this host instead of the request's host.
     next_link_host: Option<String>,
+    /// Custom clouds' vault suffixes and resources (besides [`CLOUD_VAULTS`]).
+    custom_clouds: Vec<(String, String)>,
     /// Added to every answer that has no delay of its own (simulated service latency).
     latency: Option<Duration>,
 }
@@ -141,14 +156,29 @@ impl FakeKeyVault {
         });
     }
 
-    /// Lets `token` read `access` in `vault`.
+    /// Lets `token`, issued for the public cloud's Key Vault resource, read `access` in `vault`.
     pub fn grant(&self, vault: &str, token: &str, access: Access) {
+        self.grant_for(vault, token, access, PUBLIC_RESOURCE);
+    }
+
+    /// Lets `token`, issued for `audience`, read `access` in `vault` (only on hosts of the cloud
+    /// whose Key Vault resource is `audience`).
+    pub fn grant_for(&self, vault: &str, token: &str, access: Access, audience: &str) {
         self.with(|s| {
             s.vaults
                 .entry(vault.to_ascii_lowercase())
                 .or_default()
                 .tokens
-                .insert(token.to_owned(), access);
+                .insert(token.to_owned(), (access, audience.to_owned()));
+        });
+    }
+
+    /// Registers a custom cloud's vault DNS suffix and Key Vault resource (route the suffix to
+    /// [`FakeKeyVault::handler`] separately).
+    pub fn add_cloud(&self, dns_suffix: &str, resource: &str) {
+        self.with(|s| {
+            s.custom_clouds
+                .push((dns_suffix.to_ascii_lowercase(), resource.to_owned()));
         });
     }
 
@@ -201,6 +231,35 @@ impl FakeKeyVault {
                 body: Body::Raw(testdata(file)),
             },
         );
+    }
+
+    /// The secret material of every stored version (secret values, private key components,
+    /// certificate bodies): strings that must never appear in a log.
+    pub fn stored_values(&self) -> Vec<String> {
+        let bodies: Vec<serde_json::Value> = self.with(|s| {
+            s.vaults
+                .values()
+                .flat_map(|v| v.objects.values().flatten())
+                .filter_map(|v| match &v.body {
+                    Body::Json(value) => Some(value.clone()),
+                    Body::Raw(bytes) => serde_json::from_slice(bytes).ok(),
+                })
+                .collect()
+        });
+        let mut out = vec![];
+        for body in bodies {
+            for field in ["value", "cer"] {
+                if let Some(v) = body[field].as_str() {
+                    out.push(v.to_owned());
+                }
+            }
+            for field in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                if let Some(v) = body["key"][field].as_str() {
+                    out.push(v.to_owned());
+                }
+            }
+        }
+        out
     }
 
     /// Queues a fault for the next request (whose path contains `path_contains`, if given).
@@ -289,7 +348,22 @@ fn answer(s: &State, req: &Request) -> FakeResponse {
     let Some(token) = req.bearer() else {
         return challenge();
     };
-    let Some(access) = vault.tokens.get(token) else {
+    let resource = CLOUD_VAULTS
+        .iter()
+        .map(|(suffix, resource)| (*suffix, *resource))
+        .chain(
+            s.custom_clouds
+                .iter()
+                .map(|(suffix, resource)| (suffix.as_str(), resource.as_str())),
+        )
+        .find(|(suffix, _)| req.host.ends_with(&format!(".{suffix}")))
+        .map(|(_, resource)| resource);
+    let Some(access) = vault
+        .tokens
+        .get(token)
+        .filter(|(_, audience)| Some(audience.as_str()) == resource)
+        .map(|(access, _)| access)
+    else {
         return FakeResponse::json(
             401,
             json!({"error":{"code":"Unauthorized","message":"AKV10022: Invalid audience."}})

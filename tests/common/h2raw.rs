@@ -372,6 +372,59 @@ impl RawConn {
         self.finish_call(stream).await
     }
 
+    /// Reads connection-level frames (answering SETTINGS and PING, noting GOAWAY) until `done`
+    /// says stop; fails after 5 s, at end of connection, or on a stream frame.
+    async fn until(&mut self, mut done: impl FnMut(&Frame) -> bool) -> io::Result<()> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let Some(f) = self.read_frame().await? else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed",
+                    ));
+                };
+                match f.kind {
+                    SETTINGS if f.flags & ACK == 0 => {
+                        self.write_raw(&frame(SETTINGS, ACK, 0, &[])).await?;
+                    }
+                    PING if f.flags & ACK == 0 => {
+                        self.write_raw(&frame(PING, ACK, 0, &f.payload)).await?;
+                    }
+                    GOAWAY => self.goaway = true,
+                    _ if f.stream != 0 => {
+                        return Err(io::Error::other(format!(
+                            "unexpected frame {} on stream {}",
+                            f.kind, f.stream
+                        )));
+                    }
+                    _ => {}
+                }
+                if done(&f) {
+                    return Ok(());
+                }
+            }
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no such frame within 5 s"))?
+    }
+
+    /// Sends a PING and waits for its ACK: the server has processed every frame sent before
+    /// (e.g. a stream's HEADERS) when this returns.
+    pub(crate) async fn sync(&mut self) -> io::Result<()> {
+        let payload = *b"syncsync";
+        self.write_raw(&frame(PING, 0, 0, &payload)).await?;
+        self.until(|f| f.kind == PING && f.flags & ACK != 0 && f.payload == payload)
+            .await
+    }
+
+    /// Waits for the server's GOAWAY (answering SETTINGS and PING meanwhile).
+    pub(crate) async fn wait_goaway(&mut self) -> io::Result<()> {
+        if self.goaway {
+            return Ok(());
+        }
+        self.until(|f| f.kind == GOAWAY).await
+    }
+
     /// Reads and discards until the server closes the connection; `false`
     /// if it is still open after `timeout`.
     pub(crate) async fn wait_closed(&mut self, timeout: Duration) -> bool {

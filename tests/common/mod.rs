@@ -16,6 +16,8 @@ pub mod fake_azure;
 pub mod fake_identity;
 pub mod fake_keyvault;
 pub(crate) mod h2raw;
+pub mod log_capture;
+pub mod nmi;
 pub mod pki;
 pub mod provider_process;
 pub(crate) mod provider_server;

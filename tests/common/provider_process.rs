@@ -42,11 +42,29 @@ impl ProviderProcess {
         ca_bundle: &Path,
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_in(bin, None, proxy_url, ca_bundle, extra_args).await
+    }
+
+    /// [`ProviderProcess::start`] with `--provider-dir` set to `provider_dir` when given (two
+    /// instances sharing one socket path, as during a rolling update); the logs stay in the
+    /// process's own temporary directory. The start-up line waited for is printed after the socket
+    /// was renamed into place, so on return the path names this process's socket.
+    ///
+    /// # Errors
+    /// As [`ProviderProcess::start`].
+    pub async fn start_in(
+        bin: &Path,
+        provider_dir: Option<&Path>,
+        proxy_url: &str,
+        ca_bundle: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("rust-azure-provider-")
             .tempdir()
             .context("cannot create the provider directory")?;
-        let socket = dir.path().join("rust-azure.sock");
+        let provider_dir = provider_dir.unwrap_or(dir.path()).to_owned();
+        let socket = provider_dir.join("rust-azure.sock");
         let stdout_path = dir.path().join("provider.stdout");
         let stderr_path = dir.path().join("provider.stderr");
         let stdout = std::fs::File::create(&stdout_path)?;
@@ -56,7 +74,7 @@ impl ProviderProcess {
             .env("HTTPS_PROXY", proxy_url)
             .env("HTTP_PROXY", proxy_url)
             .arg("--provider-dir")
-            .arg(dir.path())
+            .arg(&provider_dir)
             .args(["--health-addr", "127.0.0.1:0"])
             .args(["--metrics-addr", "127.0.0.1:0"])
             .arg("--ca-bundle")
@@ -123,6 +141,36 @@ impl ProviderProcess {
         format!("{out}{err}")
     }
 
+    /// Sends SIGTERM (graceful shutdown) and waits at most `timeout` for the exit; returns
+    /// whether the exit status was success, and the complete output.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent or the process does not exit in time (it is killed).
+    pub async fn terminate(mut self, timeout: Duration) -> anyhow::Result<(bool, String)> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed: {status}", self.child.id());
+        }
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok((status.success(), self.logs()));
+            }
+            if started.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "the provider did not exit within {timeout:?} of SIGTERM:\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills the process and returns its complete output.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
@@ -138,8 +186,17 @@ impl Drop for ProviderProcess {
     }
 }
 
-/// Reads `name=<addr>` from a text log line.
+/// Reads `name=<addr>` from a text log line, or field `name` from a JSON one.
 fn field_addr(line: &str, name: &str) -> anyhow::Result<SocketAddr> {
+    if line.trim_start().starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        return v[name]
+            .as_str()
+            .ok_or_else(|| anyhow!("no {name} in the start-up line: {line}"))?
+            .parse()
+            .with_context(|| format!("{name} is not an address: {line}"));
+    }
     let key = format!("{name}=");
     let value = line
         .split_whitespace()

@@ -31,7 +31,8 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub fn fake_flags(fake: &FakeAzure, mount_timeout: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         format!("--outbound-proxy={}", fake.proxy_url()),
-        // Empty: even localhost (NMI) goes through the recording proxy.
+        // Empty: every host goes through the recording proxy, except loopback (NMI), which is
+        // never proxied.
         "--no-proxy=".to_owned(),
         format!("--ca-bundle={}", fake.pki.ca_path().display()),
         format!("--mount-timeout={mount_timeout}"),

@@ -60,8 +60,9 @@ run_go() {
   fi
 }
 
-run_go "driver v1.6.0, go.mod"
-run_go "driver v1.5.x, go.v15.mod" -modfile=go.v15.mod
+# The Go build does not record -modfile: tell TestDriverVersionUnderTest which one is in use.
+RUST_AZURE_INTEROP_MODFILE=go.mod run_go "driver v1.6.0, go.mod"
+RUST_AZURE_INTEROP_MODFILE=go.v15.mod run_go "driver v1.5.6, go.v15.mod" -modfile=go.v15.mod
 
 echo "== interop: python venv"
 VENV="$ROOT/target/interop-venv"

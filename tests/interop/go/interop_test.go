@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +14,34 @@ import (
 	"sigs.k8s.io/secrets-store-csi-driver/provider/v1alpha1"
 )
 
-// TestDriverVersionUnderTest guards the modfile selection: go.mod must build
-// against v1.6.x, go.v15.mod against v1.5.x.
+// expectedDriver is the driver release each modfile must build against. A modfile bumped without
+// updating this table (and the README) fails here instead of silently testing another release.
+var expectedDriver = map[string]string{
+	"go.mod":     "v1.6.0",
+	"go.v15.mod": "v1.5.6",
+}
+
+// modfileEnv names the modfile the test binary was built with (run.sh sets it for each run;
+// unset means go.mod, Go's default). The build does not record -modfile, so it is passed in.
+const modfileEnv = "RUST_AZURE_INTEROP_MODFILE"
+
+// TestDriverVersionUnderTest guards the modfile selection: the driver module compiled into this
+// binary is exactly the release pinned for the modfile in use.
 func TestDriverVersionUnderTest(t *testing.T) {
+	modfile := os.Getenv(modfileEnv)
+	if modfile == "" {
+		modfile = "go.mod"
+	}
+	want, ok := expectedDriver[modfile]
+	if !ok {
+		t.Fatalf("%s=%q: no expected driver version for that modfile", modfileEnv, modfile)
+	}
+	// `go test` binaries carry no module list in their build info, so the version comes from
+	// the source path the driver's MountContent was compiled from (the module cache directory).
 	v := driverVersion(t)
-	t.Logf("driver client code under test: %s@%s", driverModule, v)
-	if !strings.HasPrefix(v, "v1.6.") && !strings.HasPrefix(v, "v1.5.") {
-		t.Fatalf("unexpected driver version %s", v)
+	t.Logf("modfile %s: driver client code under test %s@%s", modfile, driverModule, v)
+	if v != want {
+		t.Fatalf("modfile %s must build against %s %s, MountContent comes from %s", modfile, driverModule, want, v)
 	}
 }
 
