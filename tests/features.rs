@@ -91,6 +91,7 @@ impl Env {
         sa_token: &str,
     ) -> Result<MountResponse, tonic::Status> {
         self.sensitive.push(sa_token.to_owned());
+        self.id.allow_assertion(CLIENT_ID, sa_token);
         let request = pod_request(spc, Some(&tokens_json(sa_token)), "null");
         self.mount(request).await
     }
@@ -620,6 +621,7 @@ async fn workload_identity_token_in_secrets_and_the_sync_controller_mount() {
     // into `secrets`, under the same key.
     let sa = "sa-jwt-in-secrets.e30.sig";
     env.sensitive.push(sa.into());
+    env.id.allow_assertion(CLIENT_ID, sa);
     let secrets = serde_json::json!({"csi.storage.k8s.io/serviceAccount.tokens": tokens_json(sa)})
         .to_string();
     let resp = env.mount(pod_request(&spc, None, &secrets)).await.unwrap();
@@ -660,6 +662,7 @@ async fn workload_identity_token_in_secrets_and_the_sync_controller_mount() {
     let existed = target.exists();
     let sync_sa = "sa-jwt-secretsync.e30.sig";
     env.sensitive.push(sync_sa.into());
+    env.id.allow_assertion(CLIENT_ID, sync_sa);
     let mut attributes = BTreeMap::new();
     attributes.insert(
         "csi.storage.k8s.io/pod.name".to_owned(),
@@ -765,6 +768,7 @@ async fn identity_binding_token_in_secrets() {
     let mut client = CsiDriverProviderClient::new(channel(&path).await);
 
     let binding_token = "sa-jwt-binding.e30.sig";
+    id.allow_assertion(CLIENT_ID, binding_token);
     let tokens = serde_json::json!({"api://AKSIdentityBinding": {"token": binding_token, "expirationTimestamp": "2099-01-01T00:00:00Z"}}).to_string();
     let mut spc = make_spc(Some("bindkv"), &["objectName: bound\nobjectType: secret"]);
     spc.spec

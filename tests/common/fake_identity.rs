@@ -108,8 +108,7 @@ impl FakeIdentity {
     /// Also answers as Entra ID's token endpoint on `host` (e.g. the AKS token proxy of identity
     /// binding, which relays token requests to Entra ID); requests count as [`Source::Entra`].
     pub fn serve_entra_at(&self, fake: &FakeAzure, host: &str) {
-        let m = self.clone();
-        fake.route_fn(host, move |r| m.entra(r));
+        self.add_authority(fake, host, CLOUD_AUTHORITIES[0].1);
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
