@@ -83,7 +83,7 @@ pub struct ValidateArgs {
     /// Cloud assumed when a SecretProviderClass sets no cloudName.
     #[arg(
         long,
-        env = "RUST_AZURE_PROVIDER_CLOUD_NAME",
+        env = "RUST_AZURE_PROVIDER_VALIDATE_CLOUD_NAME",
         default_value = "AzurePublicCloud"
     )]
     pub cloud_name: String,
@@ -183,7 +183,9 @@ pub struct MountArgs {
     )]
     pub permission: u32,
     /// Deadline of the call.
-    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_TIMEOUT", value_parser = parse_duration, default_value = "115s")]
+    // Not RUST_AZURE_PROVIDER_MOUNT_TIMEOUT: that is the server's `--mount-timeout`, and setting it
+    // for a provider must not change this debugging command.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_CALL_TIMEOUT", value_parser = parse_duration, default_value = "115s")]
     pub timeout: Duration,
     /// Run the whole Mount in this process (no provider socket, no cluster) with the signed-in
     /// developer's token instead of the SecretProviderClass's identity mode: `azure-cli`
@@ -413,6 +415,44 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every flag of every subcommand has its own environment variable: one shared by two flags
+    /// would make a setting meant for the server change `mount` or `validate` too.
+    #[test]
+    fn every_env_twin_is_unique() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut Vec<(String, String)>) {
+            for arg in cmd.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    seen.push((
+                        env.to_string_lossy().into_owned(),
+                        format!("{path} --{}", arg.get_id()),
+                    ));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                // `serve` takes the very flags the bare command takes (one struct, flattened).
+                let sub_path = match sub.get_name() {
+                    "serve" => path.to_owned(),
+                    name => format!("{path} {name}"),
+                };
+                walk(sub, &sub_path, seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&Cli::command(), "rust-azure-provider", &mut seen);
+        assert!(seen.len() > 30, "only {} env twins found", seen.len());
+        let mut by_env: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+            Default::default();
+        for (env, flag) in &seen {
+            by_env.entry(env).or_default().insert(flag);
+        }
+        let shared: Vec<_> = by_env.iter().filter(|(_, f)| f.len() > 1).collect();
+        assert!(
+            shared.is_empty(),
+            "environment variables shared by several flags: {shared:?}"
+        );
+    }
 
     #[test]
     fn defaults_match_the_driver() {
