@@ -57,7 +57,8 @@ pub enum Command {
     /// (exit 0: valid, 1: invalid, 2: unreadable).
     Validate(ValidateArgs),
     /// Call a running provider over its socket exactly as the driver does and
-    /// write the files into a directory (a debugging tool for real clusters).
+    /// write the files into a directory (a debugging tool for real clusters); with
+    /// --credential, run the Mount in this process with your `az login` instead.
     #[command(after_help = MOUNT_EXIT_CODES)]
     Mount(MountArgs),
 }
@@ -69,7 +70,10 @@ pub const MOUNT_EXIT_CODES: &str = "Exit codes:
      without object versions, or did not answer within --timeout
   2  a local problem: bad arguments, unreadable or invalid --spc, --node-publish-secret-file
      or --service-account-token-file, files that cannot be written, an invalid response
-  3  cannot connect to --socket (provider not running on this node, wrong path, permissions)";
+  3  cannot connect to --socket (provider not running on this node, wrong path, permissions)
+With --credential the Mount runs in this process: 1 is the provider's coded error (printed
+as `Mount failed: code = … desc = …`, e.g. Unauthenticated when `az` is missing, not signed
+in or hands out an expired token), 3 is not used.";
 
 /// Options of `validate`.
 #[derive(Debug, Clone, Args)]
@@ -81,7 +85,7 @@ pub struct ValidateArgs {
     /// Cloud assumed when a SecretProviderClass sets no cloudName.
     #[arg(
         long,
-        env = "RUST_AZURE_PROVIDER_CLOUD_NAME",
+        env = "RUST_AZURE_PROVIDER_VALIDATE_CLOUD_NAME",
         default_value = "AzurePublicCloud"
     )]
     pub cloud_name: String,
@@ -181,8 +185,39 @@ pub struct MountArgs {
     )]
     pub permission: u32,
     /// Deadline of the call.
-    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_TIMEOUT", value_parser = parse_duration, default_value = "115s")]
+    // Not RUST_AZURE_PROVIDER_MOUNT_TIMEOUT: that is the server's `--mount-timeout`, and setting it
+    // for a provider must not change this debugging command.
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_CALL_TIMEOUT", value_parser = parse_duration, default_value = "115s")]
     pub timeout: Duration,
+    /// Run the whole Mount in this process (no provider socket, no cluster) with the signed-in
+    /// developer's token instead of the SecretProviderClass's identity mode: `azure-cli`
+    /// (`az login`) or `developer-tools` (Azure CLI, then Azure Developer CLI).
+    #[arg(long, env = "RUST_AZURE_PROVIDER_MOUNT_CREDENTIAL", value_enum)]
+    pub credential: Option<MountCredential>,
+    /// With --credential: PEM file of extra trusted root certificates for Key Vault requests
+    /// (TLS-inspecting proxies, private CAs).
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_CA_BUNDLE",
+        requires = "credential"
+    )]
+    pub ca_bundle: Option<PathBuf>,
+    /// With --credential: cloud assumed when the SecretProviderClass sets no cloudName.
+    #[arg(
+        long,
+        env = "RUST_AZURE_PROVIDER_MOUNT_CLOUD_NAME",
+        default_value = "AzurePublicCloud"
+    )]
+    pub cloud_name: String,
+}
+
+/// Token source of an in-process `mount --credential`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MountCredential {
+    /// azure_identity's Azure CLI credential (`az account get-access-token`).
+    AzureCli,
+    /// azure_identity's developer-tools chain (Azure CLI, then Azure Developer CLI).
+    DeveloperTools,
 }
 
 /// Options of the provider server.
@@ -410,6 +445,44 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every flag of every subcommand has its own environment variable: one shared by two flags
+    /// would make a setting meant for the server change `mount` or `validate` too.
+    #[test]
+    fn every_env_twin_is_unique() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut Vec<(String, String)>) {
+            for arg in cmd.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    seen.push((
+                        env.to_string_lossy().into_owned(),
+                        format!("{path} --{}", arg.get_id()),
+                    ));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                // `serve` takes the very flags the bare command takes (one struct, flattened).
+                let sub_path = match sub.get_name() {
+                    "serve" => path.to_owned(),
+                    name => format!("{path} {name}"),
+                };
+                walk(sub, &sub_path, seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&Cli::command(), "rust-azure-provider", &mut seen);
+        assert!(seen.len() > 30, "only {} env twins found", seen.len());
+        let mut by_env: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+            Default::default();
+        for (env, flag) in &seen {
+            by_env.entry(env).or_default().insert(flag);
+        }
+        let shared: Vec<_> = by_env.iter().filter(|(_, f)| f.len() > 1).collect();
+        assert!(
+            shared.is_empty(),
+            "environment variables shared by several flags: {shared:?}"
+        );
+    }
 
     #[test]
     fn defaults_match_the_driver() {

@@ -189,6 +189,97 @@ fn secret_objects_must_name_files_that_will_exist() {
     assert_eq!(code, Some(0), "{out}");
 }
 
+/// jmesPath files and per-object vaults: `validate` plans the extracted files (secretObjects
+/// may name them; duplicates are errors), checks every entry and vault name, and summarises
+/// the vaults.
+#[test]
+fn jmes_path_and_several_vaults_are_validated() {
+    let good = spc(
+        "features",
+        "array:\n  - |\n    objectName: db\n    objectType: secret\n    keyvaultName: kv-two\n    jmesPath:\n      - path: user\n        objectAlias: db-user\n      - path: password\n        objectAlias: db-password\n        filePermission: \"0600\"\n  - |\n    objectName: db\n    objectType: secret\n    keyvaultName: kv-three\n    objectAlias: db-three\n",
+        "  secretObjects:\n    - secretName: db\n      type: Opaque\n      data:\n        - key: user\n          objectName: db-user\n",
+    );
+    let (code, out) = validate_text(&[], &good);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        // kv1 serves no object here: every object names its own vault.
+        out.contains("features: ok (vaults kv-two, kv-three, 2 object(s) (+2 jmesPath file(s))"),
+        "{out}"
+    );
+    // Without the class-level vault, as every object names one.
+    let (code, out) = validate_text(&[], &good.replace("    keyvaultName: kv1\n", ""));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok (vaults kv-two, kv-three, 2 object(s)"),
+        "{out}"
+    );
+
+    let bad = spc(
+        "bad",
+        "array:\n  - |\n    objectName: db\n    objectType: secret\n    jmesPath:\n      - path: \"user[\"\n        objectAlias: u\n  - |\n    objectName: k\n    objectType: key\n    jmesPath:\n      - path: n\n        objectAlias: n\n  - |\n    objectName: s\n    objectType: secret\n    keyvaultName: kv.vault.azure.net\n  - |\n    objectName: t\n    objectType: secret\n    jmesPath:\n      - path: a\n        objectAlias: t\n",
+        "  secretObjects:\n    - secretName: db\n      type: Opaque\n      data:\n        - key: user\n          objectName: db-user\n",
+    );
+    let (code, out) = validate_text(&[], &bad);
+    assert_eq!(code, Some(1), "{out}");
+    for expected in [
+        "spc.yaml:20: bad: error: spec.parameters.objects[0].jmesPath[0].path: failed to get objectType:secret, objectName:db, objectVersion:: jmesPath[0].path \"user[\" is not a valid JMESPath expression",
+        "spc.yaml:26: bad: error: spec.parameters.objects[1].jmesPath: failed to get objectType:key, objectName:k, objectVersion:: jmesPath is only supported for objectType: secret",
+        "spc.yaml:32: bad: error: spec.parameters.objects[2].keyvaultName: failed to get objectType:secret, objectName:s, objectVersion:: keyvaultName \"kv.vault.azure.net\" is not valid",
+        "spc.yaml:17: bad: error: spec.parameters.objects: object secret/t (objects entry at index 3) writes the file \"t\" twice",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+
+    // A secretObjects entry naming a file no object writes.
+    let (code, out) = validate_text(
+        &[],
+        &good.replace("objectName: db-user\n", "objectName: db-username\n"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "spec.secretObjects[0].data[0].objectName: \"db-username\" matches no mounted file"
+        ),
+        "{out}"
+    );
+
+    // A class still on `provider: azure`, checked with --check-azure: the extensions are
+    // warnings, as the Azure provider ignores them.
+    let (code, out) = validate_text(
+        &["--check-azure"],
+        &good.replace("provider: rust-azure", "provider: azure"),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    for expected in [
+        "features: warning: spec.parameters.objects[0].jmesPath: jmesPath is a rust-azure extension; the Azure provider ignores it",
+        "features: warning: spec.parameters.objects[0].keyvaultName: a per-object keyvaultName is a rust-azure extension",
+        "features: warning: spec.parameters.objects[1].keyvaultName:",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    let (code, out) = validate_text(
+        &["--check-azure", "--strict"],
+        &good.replace("provider: rust-azure", "provider: azure"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+
+    // Neither the class nor every object names a vault.
+    let (code, out) = validate_text(
+        &[],
+        &spc(
+            "novault",
+            "array:\n  - |\n    objectName: a\n    objectType: secret\n    keyvaultName: kv-two\n  - |\n    objectName: b\n    objectType: secret\n",
+            "",
+        )
+        .replace("    keyvaultName: kv1\n", ""),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("novault: error: spec.parameters.keyvaultName: keyvaultName is not provided: set spec.parameters.keyvaultName in the SecretProviderClass, or keyvaultName in every entry of spec.parameters.objects"),
+        "{out}"
+    );
+}
+
 /// Every problem of a class in one run, each with the field and its line.
 #[test]
 fn every_error_is_reported_with_field_and_line() {

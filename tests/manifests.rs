@@ -440,6 +440,7 @@ fn secret_provider_class_examples_name_rust_azure() {
     let mut files = vec![];
     yaml_files(&deploy_dir().join("examples"), &mut files);
     let mut spcs = 0;
+    let (mut jmes_path, mut multi_vault) = (vec![], vec![]);
     for f in files {
         for doc in documents(&f) {
             if doc.get("kind").and_then(Value::as_str) == Some("SecretProviderClass") {
@@ -451,13 +452,32 @@ fn secret_provider_class_examples_name_rust_azure() {
                     f.display()
                 );
                 assert!(get(&doc, &["spec", "parameters", "objects"]).is_string());
+                // The extensions: objects with jmesPath, objects with their own keyvaultName.
+                let objects: Value =
+                    serde_norway::from_str(s(get(&doc, &["spec", "parameters", "objects"])))
+                        .unwrap();
+                let entries: Vec<Value> = objects["array"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|e| serde_norway::from_str(e.as_str().unwrap()).unwrap())
+                    .collect();
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                if entries.iter().any(|e| e.get("jmesPath").is_some()) {
+                    jmes_path.push(name.clone());
+                }
+                if entries.iter().any(|e| e.get("keyvaultName").is_some()) {
+                    multi_vault.push(name);
+                }
             }
         }
     }
     assert!(
-        spcs >= 6,
-        "one example per identity mode plus TLS and the seed"
+        spcs >= 8,
+        "one example per identity mode plus TLS, the seed, jmesPath and several vaults"
     );
+    assert_eq!(jmes_path, ["jmespath-secretproviderclass.yaml"]);
+    assert_eq!(multi_vault, ["multi-vault-secretproviderclass.yaml"]);
 }
 
 /// Long flag names the binary accepts.
@@ -535,4 +555,63 @@ fn helm_chart_passes_only_known_flags_and_defined_values() {
                 .port()
         ))
     );
+}
+
+/// Every SecretSync example names an example class and syncs files that class mounts, with
+/// `sourcePath`s of the controller's pattern (a file name, optionally `/<digits>`).
+#[test]
+fn secret_sync_examples_name_mounted_files() {
+    use rust_azure_provider::mount::files::plan_paths;
+    use rust_azure_provider::mount::params::check_objects;
+
+    let mut files = vec![];
+    yaml_files(&deploy_dir().join("examples"), &mut files);
+    let docs: Vec<Value> = files.iter().flat_map(|f| documents(f)).collect();
+    let mounted = |class: &str| -> Vec<String> {
+        let spc = docs
+            .iter()
+            .find(|d| {
+                d.get("kind").and_then(Value::as_str) == Some("SecretProviderClass")
+                    && s(get(d, &["metadata", "name"])) == class
+            })
+            .unwrap_or_else(|| panic!("no example SecretProviderClass {class}"));
+        let objects = s(get(spc, &["spec", "parameters", "objects"]));
+        let (specs, errors) = check_objects(objects, &mut Vec::new()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        plan_paths(&specs, false)
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    };
+    let mut syncs = 0;
+    for doc in &docs {
+        if doc.get("kind").and_then(Value::as_str) != Some("SecretSync") {
+            continue;
+        }
+        syncs += 1;
+        assert_eq!(
+            s(get(doc, &["apiVersion"])),
+            "secret-sync.x-k8s.io/v1alpha1"
+        );
+        assert!(!s(get(doc, &["spec", "serviceAccountName"])).is_empty());
+        let files = mounted(s(get(doc, &["spec", "secretProviderClassName"])));
+        let data = get(doc, &["spec", "secretObject", "data"])
+            .as_sequence()
+            .unwrap();
+        assert!(!data.is_empty());
+        for d in data {
+            let source = s(get(d, &["sourcePath"]));
+            let (name, index) = source.split_once('/').unwrap_or((source, "0"));
+            assert!(
+                !name.is_empty() && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()),
+                "sourcePath {source:?} does not match the controller's pattern"
+            );
+            assert!(
+                files.iter().any(|f| f == source),
+                "{source:?} is not mounted: {files:?}"
+            );
+            assert!(!s(get(d, &["targetKey"])).is_empty());
+        }
+    }
+    assert_eq!(syncs, 1, "the sync controller example");
 }

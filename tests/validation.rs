@@ -399,6 +399,101 @@ fn cases() -> Vec<Case> {
             Pre,
             &["token for audience api://AzureADTokenExchange not found"],
         ),
+        // rust-azure extensions: jmesPath and per-object keyvaultName.
+        case(
+            "jmesPath invalid expression",
+            move |a| {
+                a.insert(
+                    "objects",
+                    obj(&["objectName: a\nobjectType: secret\njmesPath:\n  - path: \"x[?\"\n    objectAlias: x"]),
+                );
+            },
+            Inv,
+            &[
+                "objectName:a",
+                "jmesPath[0].path \"x[?\" is not a valid JMESPath expression",
+            ],
+        ),
+        case(
+            "jmesPath without objectAlias",
+            move |a| {
+                a.insert(
+                    "objects",
+                    obj(&["objectName: a\nobjectType: secret\njmesPath:\n  - path: user"]),
+                );
+            },
+            Inv,
+            &["jmesPath[0].objectAlias is not set"],
+        ),
+        case(
+            "jmesPath objectAlias not a string",
+            move |a| {
+                a.insert(
+                    "objects",
+                    obj(&["objectName: a\nobjectType: secret\njmesPath:\n  - path: user\n    objectAlias: {x: y}"]),
+                );
+            },
+            Inv,
+            &["expected jmesPath objectAlias as a single string value"],
+        ),
+        case(
+            "jmesPath on a key",
+            move |a| {
+                a.insert(
+                    "objects",
+                    obj(&["objectName: k\nobjectType: key\njmesPath:\n  - path: n\n    objectAlias: n"]),
+                );
+            },
+            Inv,
+            &[
+                "objectType:key",
+                "jmesPath is only supported for objectType: secret",
+            ],
+        ),
+        case(
+            "jmesPath alias duplicates another object",
+            move |a| {
+                a.insert(
+                    "objects",
+                    obj(&[
+                        "objectName: a\nobjectType: secret\njmesPath:\n  - path: n\n    objectAlias: b",
+                        "objectName: b\nobjectType: secret",
+                    ]),
+                );
+            },
+            Inv,
+            &["both write the file \"b\""],
+        ),
+        case(
+            "object keyvaultName invalid",
+            move |a| {
+                a.insert(
+                    "objects",
+                    obj(&["objectName: a\nobjectType: secret\nkeyvaultName: https://kv2.vault.azure.net"]),
+                );
+            },
+            Inv,
+            &["keyvaultName \"https://kv2.vault.azure.net\" is not valid"],
+        ),
+        case(
+            "no keyvaultName for every object",
+            move |a| {
+                a.remove("keyvaultName");
+                a.insert(
+                    "objects",
+                    obj(&[
+                        "objectName: a\nobjectType: secret\nkeyvaultName: kv2",
+                        "objectName: b\nobjectType: secret",
+                    ]),
+                );
+            },
+            Inv,
+            &[
+                "keyvaultName is not provided",
+                "spec.parameters.keyvaultName",
+                "keyvaultName in every entry of spec.parameters.objects",
+            ],
+        ),
         sp("null", &["nodePublishSecretRef secret is not set"]),
         sp("{}", &["could not find clientid in secrets"]),
         sp(

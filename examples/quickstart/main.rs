@@ -74,12 +74,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("PROVIDER_PID={}", demo.provider.pid());
     println!("OUT_DIR={}", demo.out_dir.path().display());
     println!(
-        "NMI answers for pod {}/{}; vault {} holds {} and {} (certificate-backed, PKCS#12)",
+        "NMI answers for pod {}/{}; vault {} holds {}, {} (certificate-backed, PKCS#12) and {} (JSON)",
         scenario::POD_NAMESPACE,
         scenario::POD_NAME,
         scenario::VAULT,
         scenario::SECRET_NAME,
-        scenario::CERT_NAME
+        scenario::CERT_NAME,
+        scenario::JSON_SECRET_NAME
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -42,6 +42,13 @@ pub(crate) const CERT_NAME: &str = "ingress-cert";
 /// The real Key Vault recording served for [`CERT_NAME`]: a PKCS#12 (RSA 2048, self-signed) in
 /// `shared/testdata/keyvault-responses/`.
 pub(crate) const CERT_TESTDATA: &str = "secret-cert-backed-pkcs12-rsa.json";
+/// A secret holding a JSON document that the stand-in vault also holds (not part of the
+/// walkthrough; for clients that try `jmesPath` extraction, e.g. `tests/interop/`).
+pub(crate) const JSON_SECRET_NAME: &str = "db-config";
+/// The JSON document of [`JSON_SECRET_NAME`].
+pub(crate) const JSON_SECRET_VALUE: &str = r#"{"username":"app-user","password":"Jm3sPath-7f3Kq9","host":"db.example.internal","port":5432}"#;
+/// Version id the stand-in vault reports for [`JSON_SECRET_NAME`].
+pub(crate) const JSON_SECRET_VERSION: &str = "0d7e4c1a9b2f4e6d8a3c5b7e9f1a2c4d";
 /// Client id of the managed identity `aks2kvIdentity` NMI answers with.
 pub(crate) const IDENTITY_CLIENT_ID: &str = "aks2kvIdentity-0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f";
 
@@ -96,6 +103,13 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
         SECRET_VALUE,
         1_700_000_000,
     );
+    fake.keyvault.add_secret(
+        VAULT,
+        JSON_SECRET_NAME,
+        JSON_SECRET_VERSION,
+        JSON_SECRET_VALUE,
+        1_700_000_000,
+    );
     let cert_version = add_cert_backed_secret(&fake)?;
     writeln!(out, "== 1. Azure stand-in (no Azure account needed)")?;
     writeln!(
@@ -105,6 +119,10 @@ pub(crate) async fn run(opts: &Options, out: &mut dyn Write) -> anyhow::Result<D
     writeln!(
         out,
         "   and, for other clients, certificate-backed secret {CERT_NAME} (PKCS#12, version {cert_version})"
+    )?;
+    writeln!(
+        out,
+        "   and JSON secret {JSON_SECRET_NAME} (version {JSON_SECRET_VERSION}) for jmesPath extraction"
     )?;
     writeln!(
         out,

@@ -100,6 +100,14 @@ pub enum AuthError {
         "tenantID {0:?} is not valid: only letters, digits, '.' and '-' are allowed; set tenantID to the directory (tenant) ID"
     )]
     InvalidTenant(String),
+    /// The workstation's developer credential (`mount --credential`) gave no usable token.
+    #[error("{tool}: {message}")]
+    Developer {
+        /// Which credential.
+        tool: &'static str,
+        /// What failed and what to do (never a token).
+        message: String,
+    },
     /// A bug.
     #[error("internal error while obtaining a token: {message}")]
     Internal {
@@ -141,6 +149,7 @@ impl AuthError {
             },
             Self::PodInfoMissing | Self::ProxyUnavailable(_) => ErrorClass::FailedPrecondition,
             Self::InvalidTenant(_) => ErrorClass::InvalidArgument,
+            Self::Developer { .. } => ErrorClass::Unauthenticated,
             Self::Internal { .. } => ErrorClass::Internal,
         }
     }
@@ -162,6 +171,7 @@ impl AuthError {
             Self::PodInfoMissing => "pod_info_missing",
             Self::ProxyUnavailable(_) => "token_proxy_unavailable",
             Self::InvalidTenant(_) => "invalid_tenant",
+            Self::Developer { .. } => "developer_credential_failed",
             Self::Internal { .. } => "auth_internal",
         }
     }

@@ -17,34 +17,67 @@
 //! ([`retry`]), and is coalesced and cached by [`cache`] (azure-behaviour.md §12 #5,
 //! beyond.md §1 and Appendix A). Cold, each mode makes one token request per Mount; warm, none.
 //!
-//! # Why not `azure_identity` / `azure_core`
+//! # Where `azure_core` / `azure_identity` are used, and where not
 //!
-//! Evaluated against `azure_identity` 1.0.0 / `azure_core` 1.x (the newest stable releases).
-//! They *can* take a custom authority host (`ClientOptions::cloud`), a custom transport
-//! (`ClientOptions::transport` with our own `azure_core::http::HttpClient` impl) and
-//! `RetryOptions::none()`. We still implement the two POSTs here (they are ~40 lines) because:
+//! Versions: `azure_core` 1.1.0 and `azure_identity` 1.0.0, both with `default-features =
+//! false` plus `tokio` (no reqwest of their own, no second TLS or crypto stack: no `aws-lc-sys`,
+//! no `openssl-sys`; `cargo tree -i aws-lc-sys` / `-i openssl-sys` find nothing).
 //!
-//! * **Secret hygiene.** `azure_core::credentials::Secret` (used for the client secret, the
-//!   assertion and `AccessToken::token`) is a `Cow<str>` that is not zeroized on drop; handing
-//!   our `SecretString` material to it would leave unwiped copies (house-style §5).
-//! * **Error classification.** Its Entra response handler deserializes the error body as
-//!   JSON before keeping the status, so a non-JSON 429/5xx (gateway page) becomes a data
-//!   conversion error without a status, breaking the §12.1 mapping (429 → ResourceExhausted,
-//!   5xx/connect → Unavailable); its messages also add credential-type prefixes and links.
-//! * **Identity binding** needs the token-endpoint URL rewritten to the token proxy with a
-//!   different TLS server name and trust root; that would live in our transport anyway.
-//! * **Caching.** Its per-credential-instance cache cannot be shared across Mounts safely; we
-//!   need our digest-keyed cache with single flight, so the SDK cache would be dead weight.
-//! * **IMDS / NMI.** NMI is not supported at all, and the managed-identity credential uses a
-//!   fixed IMDS address and a retry budget (5 retries from 2 s) that fits neither the Mount
-//!   deadline nor injected test endpoints.
-//! * **Dependencies.** `azure_core`/`typespec_client_core` bring `time`, `url`, `async-trait`,
-//!   `async-lock`, `pin-project` and, with default features, a second reqwest/rustls stack.
+//! **Used:**
+//!
+//! * **One credential interface.** Every identity mode is an implementation of
+//!   `azure_core::credentials::TokenCredential` built from the Mount's parameters
+//!   ([`credential::ServicePrincipalCredential`], [`credential::WorkloadIdentityCredential`],
+//!   [`credential::IdentityBindingCredential`], [`credential::ImdsCredential`],
+//!   [`credential::NmiCredential`], dispatched by [`credential::ModeCredential`]). On a cache
+//!   miss, [`TokenProvider::token`] asks the mode's credential through that trait. Our cache
+//!   (keyed by a digest of the credential material) stays in front of it. The SDK's
+//!   `AccessToken` keeps the token in `Secret`, a `Cow<str>` that is not zeroized. We copy it
+//!   into our zeroizing [`SecretString`] in the same function call ([`credential::from_sdk_token`]),
+//!   so no SDK token value outlives the trait call. Failures travel as our [`AuthError`] boxed in
+//!   `azure_core::Error` and are downcast back ([`credential::from_sdk_error`]), so gRPC
+//!   codes, metric codes and messages are unchanged.
+//! * **Workstation Mounts** (`mount --credential azure-cli|developer-tools`, [`developer`]):
+//!   `azure_identity::AzureCliCredential` (the `az login` of the person running the command;
+//!   runs `/bin/sh -c "cd /bin && az account get-access-token -o json --scope <vault>/.default
+//!   --tenant <tenantId>"`) or `DeveloperToolsCredential` (Azure CLI, then Azure Developer CLI).
+//!   These credentials start a process and send no HTTP request. Their options have no
+//!   `ClientOptions` or transport, so there is no SDK HTTP traffic to route. The Key Vault
+//!   requests of such a Mount use our [`crate::http::HttpClient`], so `HTTPS_PROXY`/`HTTP_PROXY`/
+//!   `NO_PROXY` and `--ca-bundle` apply. An expired CLI token is refused here, because the SDK
+//!   returns it unchecked.
+//!
+//! **Not used: the SDK's own token requests** (`ClientSecretCredential`,
+//! `WorkloadIdentityCredential`, `ManagedIdentityCredential`). Behind our `TokenCredential`
+//! impls we keep our own wire code (the two Entra ID POSTs, IMDS and NMI GETs are ~40 lines each):
+//!
+//! * **Error classification.** azure_identity 1.0's Entra response handler deserializes the
+//!   error body as JSON before it keeps the status. A non-JSON 429/5xx (gateway page) therefore
+//!   becomes a data-conversion error with no status, which breaks the §12.1 mapping
+//!   (429 → ResourceExhausted, 5xx/connect → Unavailable). Its messages also add
+//!   credential-type prefixes and troubleshooting links.
+//! * **Secret hygiene.** Client secrets and assertions would have to be handed over as `Secret`
+//!   (not zeroized), which would leave unwiped copies of our `SecretString` material
+//!   (house-style §5).
+//! * **Caching.** Its token cache is per credential instance and keyed by scopes only. A
+//!   credential per Mount would cache nothing, and a shared one cannot tell two principals
+//!   apart. We need our digest-keyed cache with single flight in any case.
+//! * **IMDS.** `VirtualMachineManagedIdentityCredential` overwrites the caller's retry options
+//!   with its own (6 retries from 1.34 s, up to 72 s in total). That does not fit a 90 s Mount
+//!   deadline that also has to cover Key Vault, and its IMDS address is fixed.
+//! * **NMI and identity binding** are not supported by azure_identity. Identity binding needs
+//!   the token endpoint rewritten to the AKS token proxy, with a different TLS server name and
+//!   trust root.
+//!
+//! Cost (release build, `cargo tree --locked -e normal --prefix none | sort -u | wc -l`): see
+//! the README section "Trying an SPC from a workstation".
 //!
 //! The wire shapes match the reference (azure-behaviour.md §5) and are asserted in unit tests
 //! and in `tests/auth.rs`.
 
 pub mod cache;
+pub mod credential;
+pub mod developer;
 pub mod entra;
 pub mod error;
 pub mod http_transport;
@@ -69,7 +102,7 @@ pub use retry::RetryPolicy;
 pub use token_proxy::{TokenProxy, TokenProxySetup};
 pub use transport::{AuthMethod, AuthRequest, AuthResponse, AuthTransport, TransportError};
 
-use crate::mount::params::IdentityMode;
+use crate::mount::params::{IdentityMode, UserAssignedIdentity};
 use crate::secret::SecretString;
 use cache::{KeyBuilder, TokenCache};
 use entra::ClientCredential;
@@ -199,6 +232,9 @@ pub struct TokenProviderOptions {
     pub max_entries: usize,
     /// Wall clock.
     pub clock: Clock,
+    /// Workstation only (`mount --credential`): every token comes from this azure_identity
+    /// developer credential and the request's identity mode is not used.
+    pub developer: Option<developer::DeveloperCredential>,
 }
 
 impl Default for TokenProviderOptions {
@@ -210,6 +246,7 @@ impl Default for TokenProviderOptions {
             retry: RetryPolicy::default(),
             max_entries: cache::DEFAULT_MAX_ENTRIES,
             clock: Arc::new(SystemTime::now),
+            developer: None,
         }
     }
 }
@@ -349,6 +386,11 @@ impl TokenProvider {
         req: &TokenRequest<'_>,
         deadline: Instant,
     ) -> Result<AccessToken, AuthError> {
+        if let Some(developer) = &self.options.developer {
+            // One Mount per process: nothing to cache, and the CLI keeps its own token cache.
+            let clock = &self.options.clock;
+            return developer.token(req.target, deadline, || clock()).await;
+        }
         // The cache key includes the SNI name, which start-up discovery may still be computing.
         if let IdentityMode::AzureTokenProxy { .. } = req.identity
             && let Some(setup) = &self.options.token_proxy
@@ -390,101 +432,97 @@ impl TokenProvider {
         Ok(Authorized { token, principal })
     }
 
+    /// Fetches through the mode's [`credential::ModeCredential`]: the cache above asks every
+    /// identity mode for tokens through azure_core's `TokenCredential` trait.
     async fn fetch(
         &self,
         req: &TokenRequest<'_>,
         deadline: Instant,
     ) -> Result<AccessToken, AuthError> {
-        let t = req.target;
-        let retry = &self.options.retry;
-        match req.identity {
-            IdentityMode::ServicePrincipal {
-                client_id,
-                client_secret,
-            } => {
-                let credential = ClientCredential::Secret(client_secret);
-                self.entra_direct(client_id, &credential, t, deadline).await
-            }
-            IdentityMode::WorkloadIdentity {
-                client_id,
-                service_account_token,
-            } => {
-                let credential = ClientCredential::Assertion(service_account_token);
-                self.entra_direct(client_id, &credential, t, deadline).await
-            }
-            IdentityMode::AzureTokenProxy {
-                client_id,
-                service_account_token,
-            } => {
-                let (proxy, transport) = self.proxy()?;
-                // Same path as Entra ID, different origin (§5.6).
-                let url = entra::token_url(&proxy.url, &t.tenant_id)?;
-                let form = entra::token_form(
-                    client_id,
-                    &ClientCredential::Assertion(service_account_token),
-                    t,
-                );
-                self.post_entra(
-                    &**transport,
-                    TokenService::TokenProxy,
-                    &url,
-                    &form,
-                    client_id,
-                    deadline,
-                    Some(PROXY_UNREACHABLE_HINT),
+        let credential = credential::ModeCredential::new(self, req, deadline);
+        credential::token_via_trait(&credential, req.target, || (self.options.clock)()).await
+    }
+
+    async fn fetch_identity_binding(
+        &self,
+        client_id: &str,
+        service_account_token: &SecretString,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let (proxy, transport) = self.proxy()?;
+        // Same path as Entra ID, different origin (§5.6).
+        let url = entra::token_url(&proxy.url, &t.tenant_id)?;
+        let form = entra::token_form(
+            client_id,
+            &ClientCredential::Assertion(service_account_token),
+            t,
+        );
+        self.post_entra(
+            &**transport,
+            TokenService::TokenProxy,
+            &url,
+            &form,
+            client_id,
+            deadline,
+            Some(PROXY_UNREACHABLE_HINT),
+        )
+        .await
+    }
+
+    async fn fetch_imds(
+        &self,
+        user_assigned: Option<&UserAssignedIdentity>,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let resp = retry::send_with_retry(
+            &*self.transport,
+            TokenService::Imds,
+            &self.options.retry,
+            deadline,
+            Some(imds::UNREACHABLE_HINT),
+            || imds::token_request(&self.options.imds_endpoint, t.resource(), user_assigned),
+        )
+        .await?;
+        if (200..300).contains(&resp.status) {
+            entra::parse_token(
+                TokenService::Imds,
+                resp.body.expose(),
+                (self.options.clock)(),
+            )
+        } else {
+            Err(imds::map_error(&resp, user_assigned))
+        }
+    }
+
+    async fn fetch_nmi(
+        &self,
+        pod: PodRef<'_>,
+        t: &TokenTarget,
+        deadline: Instant,
+    ) -> Result<AccessToken, AuthError> {
+        let resp = retry::send_with_retry(
+            &*self.transport,
+            TokenService::Nmi,
+            &self.options.retry,
+            deadline,
+            Some(pod_identity::UNREACHABLE_HINT),
+            || {
+                pod_identity::token_request(
+                    &self.options.nmi_endpoint,
+                    t.resource(),
+                    pod.namespace,
+                    pod.name,
                 )
-                .await
-            }
-            IdentityMode::VmManagedIdentity { user_assigned } => {
-                let resp = retry::send_with_retry(
-                    &*self.transport,
-                    TokenService::Imds,
-                    retry,
-                    deadline,
-                    Some(imds::UNREACHABLE_HINT),
-                    || {
-                        imds::token_request(
-                            &self.options.imds_endpoint,
-                            t.resource(),
-                            user_assigned.as_ref(),
-                        )
-                    },
-                )
-                .await?;
-                if (200..300).contains(&resp.status) {
-                    entra::parse_token(
-                        TokenService::Imds,
-                        resp.body.expose(),
-                        (self.options.clock)(),
-                    )
-                } else {
-                    Err(imds::map_error(&resp, user_assigned.as_ref()))
-                }
-            }
-            IdentityMode::PodIdentity => {
-                let resp = retry::send_with_retry(
-                    &*self.transport,
-                    TokenService::Nmi,
-                    retry,
-                    deadline,
-                    Some(pod_identity::UNREACHABLE_HINT),
-                    || {
-                        pod_identity::token_request(
-                            &self.options.nmi_endpoint,
-                            t.resource(),
-                            req.pod.namespace,
-                            req.pod.name,
-                        )
-                    },
-                )
-                .await?;
-                if resp.status == 200 {
-                    pod_identity::parse_token(resp.body.expose(), (self.options.clock)())
-                        .map(|(token, _client_id)| token)
-                } else {
-                    Err(pod_identity::map_error(&resp))
-                }
-            }
+            },
+        )
+        .await?;
+        if resp.status == 200 {
+            pod_identity::parse_token(resp.body.expose(), (self.options.clock)())
+                .map(|(token, _client_id)| token)
+        } else {
+            Err(pod_identity::map_error(&resp))
         }
     }
 

@@ -1,8 +1,11 @@
 //! `mount`: performs the driver's Mount call against a running provider and
-//! writes the files into a directory, printing object versions.
+//! writes the files into a directory, printing object versions; with `--credential` the
+//! Mount runs in this process with a workstation credential (`mount/local.rs`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+
+mod local;
 
 use crate::config::MountArgs;
 use crate::grpc::proto::v1alpha1::MountRequest;
@@ -125,6 +128,9 @@ fn secrets_json(args: &MountArgs) -> Result<String, String> {
 }
 
 async fn run(args: &MountArgs) -> Result<ExitCode, Failure> {
+    if let Some(credential) = args.credential {
+        return local::run(args, credential).await;
+    }
     let spc = select_spc(args)?;
     let pod = PodInfo {
         name: args.pod_name.clone(),

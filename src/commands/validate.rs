@@ -279,9 +279,38 @@ pub fn check(spc: &SecretProviderClass, options: &MountOptions, check_azure: boo
         None => {}
     }
 
+    if spc.spec.provider == "azure" {
+        check_extensions_for_azure(&specs, &mut report);
+    }
     check_paths(&specs, options, &mut report);
     check_secret_objects(spc, &specs, objects_ok, options, &mut report);
     report
+}
+
+/// A class still naming the Azure provider that uses rust-azure's extensions: the Azure provider
+/// ignores them, so the class behaves differently until it is migrated.
+fn check_extensions_for_azure(specs: &[ObjectSpec], report: &mut Report) {
+    for spec in specs {
+        let field = |f: &str| format!("spec.parameters.objects[{}].{f}", spec.index);
+        if !spec.jmes_path.is_empty() {
+            report.warnings.push(
+                Finding::new(
+                    field(params::JMES_PATH),
+                    "jmesPath is a rust-azure extension; the Azure provider ignores it and writes no extracted files",
+                )
+                .at_key(params::JMES_PATH),
+            );
+        }
+        if spec.keyvault_name.is_some() {
+            report.warnings.push(
+                Finding::new(
+                    field(params::OBJECT_KEYVAULT_NAME),
+                    "a per-object keyvaultName is a rust-azure extension; the Azure provider reads the object from the class's keyvaultName",
+                )
+                .at_key_value("objectName", &spec.object_name),
+            );
+        }
+    }
 }
 
 /// The Mount's parameter parsing, repeated with each invalid field replaced by a valid stand-in
@@ -449,16 +478,33 @@ fn params_finding(e: &ParamsError) -> Finding {
             ..
         } => {
             let field = match source.as_ref() {
-                ObjectError::TypeCase { .. } | ObjectError::InvalidType => "objectType",
-                ObjectError::InvalidFormat { .. } | ObjectError::PfxNotSecret => "objectFormat",
-                ObjectError::EncodingNotSecret | ObjectError::InvalidEncoding { .. } => {
-                    "objectEncoding"
+                ObjectError::TypeCase { .. } | ObjectError::InvalidType => "objectType".into(),
+                ObjectError::InvalidFormat { .. } | ObjectError::PfxNotSecret => {
+                    "objectFormat".into()
                 }
-                ObjectError::FileNameEmpty | ObjectError::NameMissing => "objectName",
+                ObjectError::EncodingNotSecret | ObjectError::InvalidEncoding { .. } => {
+                    "objectEncoding".into()
+                }
+                ObjectError::FileNameEmpty | ObjectError::NameMissing => "objectName".into(),
                 ObjectError::FileNameAbsolute
                 | ObjectError::FileNameDotDot
-                | ObjectError::FileNamePath { .. } => "objectAlias",
-                ObjectError::FilePermission { .. } => "filePermission",
+                | ObjectError::FileNamePath { .. } => "objectAlias".into(),
+                ObjectError::FilePermission { .. } => "filePermission".into(),
+                ObjectError::InvalidVaultName { .. } => params::OBJECT_KEYVAULT_NAME.into(),
+                ObjectError::JmesPathNotSecret | ObjectError::JmesPathWithHistory => {
+                    params::JMES_PATH.into()
+                }
+                ObjectError::JmesPathPathMissing { entry }
+                | ObjectError::JmesPathPathInvalid { entry, .. } => {
+                    format!("{}[{entry}].path", params::JMES_PATH)
+                }
+                ObjectError::JmesPathAliasMissing { entry }
+                | ObjectError::JmesPathAlias { entry, .. } => {
+                    format!("{}[{entry}].objectAlias", params::JMES_PATH)
+                }
+                ObjectError::JmesPathFilePermission { entry, .. } => {
+                    format!("{}[{entry}].filePermission", params::JMES_PATH)
+                }
             };
             let finding = Finding::new(
                 format!("spec.parameters.objects[{index}].{field}"),
@@ -541,9 +587,17 @@ fn summary(parsed: &ParsedParams) -> String {
             "identity binding (needs CSIDriver tokenRequests audience api://AKSIdentityBinding)"
         }
     };
+    let vaults = p.vaults();
+    let extracted: usize = p.objects.iter().map(|o| o.jmes_path.len()).sum();
+    let extracted = if extracted == 0 {
+        String::new()
+    } else {
+        format!(" (+{extracted} jmesPath file(s))")
+    };
     format!(
-        "vault {}, {} object(s), identity: {identity}",
-        p.keyvault_name,
+        "{} {}, {} object(s){extracted}, identity: {identity}",
+        if vaults.len() == 1 { "vault" } else { "vaults" },
+        vaults.join(", "),
         p.objects.len()
     )
 }
@@ -587,7 +641,7 @@ fn check_secret_objects(
     let produced: Vec<&str> = plan.iter().map(|f| f.path.as_str()).collect();
     let splittable: Vec<String> = files::plan_paths(specs, true)
         .into_iter()
-        .filter(|f| f.kind != PlannedKind::Main)
+        .filter(|f| matches!(f.kind, PlannedKind::Crt | PlannedKind::Key))
         .map(|f| f.path)
         .collect();
     for (i, so) in spc.spec.secret_objects.iter().enumerate() {

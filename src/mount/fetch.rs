@@ -12,17 +12,17 @@ use crate::keyvault::{Caller, KeyVaultClient, ObjectKind};
 use crate::render::{self, Jwk, RenderOptions, RenderWarning};
 use crate::secret::{SecretBytes, SecretString};
 
-/// One file of one object, with the id/version to report for it.
+/// One file of one object, with the id/version to report for it (`None` for `jmesPath`
+/// files: the object's own entry covers them).
 #[derive(Debug)]
 pub(crate) struct Emitted {
     pub(crate) file: OutputFile,
-    pub(crate) version: ObjectVersion,
+    pub(crate) version: Option<ObjectVersion>,
 }
 
-/// What the fetch of one object needs besides the spec.
+/// What the fetch of one object needs besides the spec and its vault.
 pub(crate) struct FetchContext<'a> {
     pub(crate) keyvault: &'a KeyVaultClient,
-    pub(crate) vault_url: &'a str,
     pub(crate) token: &'a SecretString,
     /// Object-cache partition (the principal's digest); `None` with the cache off.
     pub(crate) scope: Option<&'a [u8; 32]>,
@@ -48,26 +48,32 @@ fn kind_of(t: ObjectType) -> ObjectKind {
     }
 }
 
-/// `<type>/<name>[@version]`, the way every error names an object.
+/// `<type>/<name>[@version]`, the way every error names an object, plus ` in vault <vault>`
+/// for an object with its own `keyvaultName`.
 pub(crate) fn describe(spec: &ObjectSpec, version: Option<&str>) -> String {
-    match version {
+    let object = match version {
         Some(v) => format!("{}/{}@{v}", spec.object_type.as_str(), spec.object_name),
         None => format!("{}/{}", spec.object_type.as_str(), spec.object_name),
+    };
+    match &spec.keyvault_name {
+        Some(vault) => format!("{object} in vault {vault}"),
+        None => object,
     }
 }
 
-/// Fetches every file `spec` produces, in emission order.
+/// Fetches every file `spec` produces from the vault at `vault_url`, in emission order.
 pub(crate) async fn fetch_object(
     ctx: &FetchContext<'_>,
     spec: &ObjectSpec,
+    vault_url: &str,
 ) -> Result<Vec<Emitted>, MountError> {
     if !spec.is_history() {
-        return fetch_version(ctx, spec, spec.object_version.as_deref(), None).await;
+        return fetch_version(ctx, spec, vault_url, spec.object_version.as_deref(), None).await;
     }
     let items = ctx
         .keyvault
         .list_versions(
-            ctx.vault_url,
+            vault_url,
             kind_of(spec.object_type),
             &spec.object_name,
             ctx.caller(),
@@ -78,7 +84,7 @@ pub(crate) async fn fetch_object(
         .map_err(|object| MountError::HistoryStartNotFound { object })?;
     let fetches = versions.iter().enumerate().map(|(i, v)| {
         let v = v.as_str();
-        async move { fetch_version(ctx, spec, Some(v), Some(i)).await }
+        async move { fetch_version(ctx, spec, vault_url, Some(v), Some(i)).await }
     });
     let per_version = futures::future::try_join_all(fetches).await?;
     Ok(per_version.into_iter().flatten().collect())
@@ -114,6 +120,7 @@ fn select_history(items: Vec<VersionItem>, spec: &ObjectSpec) -> Result<Vec<Stri
 async fn fetch_version(
     ctx: &FetchContext<'_>,
     spec: &ObjectSpec,
+    vault_url: &str,
     version: Option<&str>,
     history_index: Option<usize>,
 ) -> Result<Vec<Emitted>, MountError> {
@@ -122,7 +129,7 @@ async fn fetch_version(
         ObjectType::Secret => {
             let bundle = kv
                 .get_secret(
-                    ctx.vault_url,
+                    vault_url,
                     &spec.object_name,
                     version,
                     ctx.caller(),
@@ -151,7 +158,7 @@ async fn fetch_version(
         ObjectType::Key => {
             let bundle = kv
                 .get_key(
-                    ctx.vault_url,
+                    vault_url,
                     &spec.object_name,
                     version,
                     ctx.caller(),
@@ -172,7 +179,7 @@ async fn fetch_version(
         ObjectType::Cert => {
             let bundle = kv
                 .get_certificate(
-                    ctx.vault_url,
+                    vault_url,
                     &spec.object_name,
                     version,
                     ctx.caller(),
@@ -209,7 +216,29 @@ async fn fetch_version(
     }
     let id = files::object_id(spec, history_index);
     let mode = files::file_mode(spec, ctx.default_mode);
-    let mut out = Vec::with_capacity(3);
+    // Extracted before the main file moves into the output; parsing sees the value after
+    // objectEncoding, exactly the bytes of the object's own file.
+    let mut extracted = Vec::with_capacity(spec.jmes_path.len());
+    for (i, entry) in spec.jmes_path.iter().enumerate() {
+        let contents =
+            render::extract::extract(rendered.main.expose(), &entry.path).map_err(|source| {
+                MountError::Extract(Box::new(super::ExtractFailure {
+                    object: describe(spec, version),
+                    path: entry.path.clone(),
+                    object_alias: entry.object_alias.clone(),
+                    source,
+                }))
+            })?;
+        extracted.push(Emitted {
+            file: OutputFile {
+                path: files::output_path(spec, None, PlannedKind::Extracted(i)),
+                mode: entry.file_permission.unwrap_or(mode),
+                contents,
+            },
+            version: None,
+        });
+    }
+    let mut out = Vec::with_capacity(3 + extracted.len());
     let mut push = |kind: PlannedKind, contents: SecretBytes| {
         out.push(Emitted {
             file: OutputFile {
@@ -217,10 +246,10 @@ async fn fetch_version(
                 mode,
                 contents,
             },
-            version: ObjectVersion {
+            version: Some(ObjectVersion {
                 id: id.clone(),
                 version: fetched_version.clone(),
-            },
+            }),
         });
     };
     let render::Rendered { main, crt, key, .. } = rendered;
@@ -231,6 +260,7 @@ async fn fetch_version(
         push(PlannedKind::Key, key);
     }
     push(PlannedKind::Main, main);
+    out.extend(extracted);
     Ok(out)
 }
 

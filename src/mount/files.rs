@@ -113,6 +113,8 @@ pub enum PlannedKind {
     Crt,
     /// The private key of a certificate-backed secret (`<file>.key`), split-files flag only.
     Key,
+    /// The result of the object's `jmesPath` entry at this position (its `objectAlias`).
+    Extracted(usize),
 }
 
 /// A path an object may write.
@@ -133,27 +135,34 @@ impl PlannedFile {
     /// single-version object and index 0 of a history. `.crt`/`.key` exist only for
     /// certificate-backed secrets, and history indexes above 0 only when that many versions exist.
     pub fn is_certain(&self) -> bool {
-        self.kind == PlannedKind::Main && self.history_index.is_none_or(|i| i == 0)
+        matches!(self.kind, PlannedKind::Main | PlannedKind::Extracted(_))
+            && self.history_index.is_none_or(|i| i == 0)
     }
 }
 
 /// The path of one emitted file: `<file>` or `<file>/<i>`, plus `.crt`/`.key` for the extras.
-/// Version-history extras are `<file>/<i>.crt` and `<file>/<i>.key`.
+/// Version-history extras are `<file>/<i>.crt` and `<file>/<i>.key`; a `jmesPath` entry's file
+/// is its `objectAlias`.
 pub fn output_path(spec: &ObjectSpec, history_index: Option<usize>, kind: PlannedKind) -> String {
+    if let PlannedKind::Extracted(entry) = kind
+        && let Some(e) = spec.jmes_path.get(entry)
+    {
+        return e.object_alias.clone();
+    }
     let base = match history_index {
         Some(i) => format!("{}/{i}", spec.file_name()),
         None => spec.file_name().to_owned(),
     };
     match kind {
-        PlannedKind::Main => base,
+        PlannedKind::Main | PlannedKind::Extracted(_) => base,
         PlannedKind::Crt => format!("{base}.crt"),
         PlannedKind::Key => format!("{base}.key"),
     }
 }
 
 /// Every path `spec` may write, in emission order (`.crt`, `.key`, then the main file, per
-/// version). History mode plans `/0` … `/N-1` (quirk #1: exactly N, not the reference's N + 1),
-/// at most [`MAX_PLANNED_HISTORY`] of them.
+/// version, then each `jmesPath` entry's file). History mode plans `/0` … `/N-1` (quirk #1:
+/// exactly N, not the reference's N + 1), at most [`MAX_PLANNED_HISTORY`] of them.
 /// `split_cert_and_key` is `--write-cert-and-key-in-separate-files`; the extras are planned for
 /// every secret because only the fetched content tells whether a secret backs a certificate.
 pub fn plan_object_paths(spec: &ObjectSpec, split_cert_and_key: bool) -> Vec<PlannedFile> {
@@ -169,6 +178,12 @@ pub fn plan_object_paths(spec: &ObjectSpec, split_cert_and_key: bool) -> Vec<Pla
         } else {
             &[PlannedKind::Main]
         };
+    let extracted = (0..spec.jmes_path.len()).map(|entry| PlannedFile {
+        path: output_path(spec, None, PlannedKind::Extracted(entry)),
+        object_index: spec.index,
+        history_index: None,
+        kind: PlannedKind::Extracted(entry),
+    });
     histories
         .into_iter()
         .flat_map(|h| {
@@ -179,6 +194,7 @@ pub fn plan_object_paths(spec: &ObjectSpec, split_cert_and_key: bool) -> Vec<Pla
                 kind: *kind,
             })
         })
+        .chain(extracted)
         .collect()
 }
 
@@ -191,11 +207,21 @@ pub fn plan_paths(specs: &[ObjectSpec], split_cert_and_key: bool) -> Vec<Planned
 }
 
 /// The object version id reported to the driver: `<type>/<name>[/<index>]`, always the object
-/// name, never the alias (azure-behaviour.md §4; `.crt`/`.key` extras share the main file's id).
+/// name, never the alias (azure-behaviour.md §4; `.crt`/`.key` extras share the main file's id,
+/// `jmesPath` files report none).
+///
+/// An object with its own `keyvaultName` gets `<type>/<name>@<vault>[/<index>]` (the vault as
+/// written), so objects of one name in two vaults keep distinct ids; Key Vault names cannot
+/// contain `@` or `/`, so no id of one form can equal an id of the other.
 pub fn object_id(spec: &ObjectSpec, history_index: Option<usize>) -> String {
+    let t = spec.object_type.as_str();
+    let name = match &spec.keyvault_name {
+        Some(vault) => format!("{}@{vault}", spec.object_name),
+        None => spec.object_name.clone(),
+    };
     match history_index {
-        Some(i) => format!("{}/{}/{i}", spec.object_type.as_str(), spec.object_name),
-        None => format!("{}/{}", spec.object_type.as_str(), spec.object_name),
+        Some(i) => format!("{t}/{name}/{i}"),
+        None => format!("{t}/{name}"),
     }
 }
 
@@ -242,6 +268,17 @@ pub enum FilesError {
         /// The object writing it again.
         second_object: String,
     },
+    /// One object writes the same path twice (its own file and a `jmesPath` entry, or two
+    /// entries).
+    #[error(
+        "object {object} writes the file {path:?} twice (its own file and a jmesPath objectAlias, or two jmesPath entries); give each jmesPath entry its own objectAlias"
+    )]
+    DuplicateInObject {
+        /// The path.
+        path: String,
+        /// The object.
+        object: String,
+    },
     /// One object writes a file where another needs a directory (`a` and `a/b`).
     #[error(
         "object {file_object} writes the file {file:?} but object {nested_object} writes {nested:?} inside a directory of that name; give one of them a different objectAlias"
@@ -268,7 +305,9 @@ impl FilesError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidPath { .. } => "path_invalid",
-            Self::Duplicate { .. } | Self::FileDirConflict { .. } => "path_conflict",
+            Self::Duplicate { .. }
+            | Self::DuplicateInObject { .. }
+            | Self::FileDirConflict { .. } => "path_conflict",
         }
     }
 }
@@ -296,6 +335,15 @@ where
     let mut ordered: Vec<(&'a str, &'a ObjectSpec)> = Vec::new();
     for (path, spec) in files {
         match owners.entry(path) {
+            std::collections::hash_map::Entry::Occupied(first)
+                if std::ptr::eq(*first.get(), spec) =>
+            {
+                found.push(FilesError::DuplicateInObject {
+                    path: path.to_owned(),
+                    object: describe(spec),
+                });
+                continue;
+            }
             std::collections::hash_map::Entry::Occupied(first) => {
                 found.push(FilesError::Duplicate {
                     path: path.to_owned(),
@@ -546,6 +594,71 @@ mod tests {
             ObjectSpec::new(ObjectType::Key, "x").object_type,
             ObjectType::Key
         );
+    }
+
+    #[test]
+    fn object_ids_with_their_own_vault_name_it() {
+        let s = ObjectSpec::secret("db").with_keyvault("kv-two");
+        assert_eq!(object_id(&s, None), "secret/db@kv-two");
+        assert_eq!(
+            object_id(&ObjectSpec::cert("c").with_keyvault("kv-two"), Some(1)),
+            "cert/c@kv-two/1"
+        );
+        // Same name in two vaults: distinct ids; the class-level vault keeps the reference id.
+        assert_ne!(
+            object_id(&ObjectSpec::secret("db").with_keyvault("kv-one"), None),
+            object_id(&s, None)
+        );
+        assert_eq!(object_id(&ObjectSpec::secret("db"), None), "secret/db");
+        // An object named like a history index cannot collide with another object's history.
+        assert_ne!(
+            object_id(&ObjectSpec::secret("0").with_keyvault("kv1"), None),
+            object_id(&ObjectSpec::secret("kv1"), Some(0))
+        );
+    }
+
+    #[test]
+    fn jmes_path_files_are_planned_certain_and_checked() {
+        use crate::mount::params::JmesPathEntry;
+        let db = ObjectSpec::secret("db")
+            .with_jmes_path(JmesPathEntry::new("user", "db/user"))
+            .with_jmes_path(JmesPathEntry::new("password", "db-password"));
+        let plan = plan_object_paths(&db, false);
+        let paths: Vec<_> = plan.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["db", "db/user", "db-password"]);
+        assert!(plan.iter().all(PlannedFile::is_certain));
+        assert_eq!(plan[1].kind, PlannedKind::Extracted(0));
+        // The object's own file `db` and the entry's `db/user` cannot both exist.
+        assert!(matches!(
+            check(std::slice::from_ref(&db), false),
+            Err(FilesError::FileDirConflict { .. })
+        ));
+
+        // Same path twice inside one object.
+        let twice = ObjectSpec::secret("db")
+            .with_jmes_path(JmesPathEntry::new("a", "x"))
+            .with_jmes_path(JmesPathEntry::new("b", "x"));
+        let e = check(std::slice::from_ref(&twice), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "object secret/db (objects entry at index 0) writes the file \"x\" twice (its own file and a jmesPath objectAlias, or two jmesPath entries); give each jmesPath entry its own objectAlias"
+        );
+        assert_eq!(e.code(), "path_conflict");
+        let own = ObjectSpec::secret("db").with_jmes_path(JmesPathEntry::new("a", "db"));
+        assert!(matches!(
+            check(std::slice::from_ref(&own), false),
+            Err(FilesError::DuplicateInObject { .. })
+        ));
+
+        // Across objects: an entry's alias against another object's file.
+        let specs = [
+            ObjectSpec::secret("a").with_jmes_path(JmesPathEntry::new("p", "b")),
+            ObjectSpec::secret("b").with_index(1),
+        ];
+        assert!(matches!(
+            check(&specs, false),
+            Err(FilesError::Duplicate { path, .. }) if path == "b"
+        ));
     }
 
     fn check(specs: &[ObjectSpec], split: bool) -> Result<(), FilesError> {

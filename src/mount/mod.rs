@@ -37,7 +37,8 @@ pub struct OutputFile {
 /// Id and version of one emitted object, as stored in SecretProviderClassPodStatus.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectVersion {
-    /// `<type>/<name>` or `<type>/<name>/<index>`.
+    /// `<type>/<name>` or `<type>/<name>/<index>`; `<type>/<name>@<vault>[/<index>]` for an
+    /// object with its own `keyvaultName` (see [`files::object_id`]).
     pub id: String,
     /// Key Vault version id.
     pub version: String,
@@ -82,6 +83,9 @@ pub enum MountError {
         #[source]
         source: RenderError,
     },
+    /// A `jmesPath` entry produced no file (boxed to keep `MountError` small).
+    #[error(transparent)]
+    Extract(Box<ExtractFailure>),
     /// Version history asked to start at a version that does not exist or is disabled.
     #[error(
         "{object}: objectVersion is not an enabled version of this object, so its version history cannot start there; check objectVersion or enable the version in Key Vault"
@@ -105,6 +109,22 @@ pub enum MountError {
     Deadline(Duration),
 }
 
+/// A `jmesPath` entry produced no file: the value is not JSON, or the expression yields null or
+/// fails. Never names the value.
+#[derive(Debug, thiserror::Error)]
+#[error("{object}: jmesPath entry with path {path:?} and objectAlias {object_alias:?}: {source}")]
+pub struct ExtractFailure {
+    /// `<type>/<name>[@version]`.
+    pub object: String,
+    /// The entry's expression.
+    pub path: String,
+    /// The entry's file.
+    pub object_alias: String,
+    /// Cause.
+    #[source]
+    pub source: crate::render::extract::ExtractError,
+}
+
 impl MountError {
     /// The class that decides the gRPC code.
     pub fn class(&self) -> ErrorClass {
@@ -116,6 +136,7 @@ impl MountError {
             Self::Auth(e) => e.class(),
             Self::KeyVault(e) => e.class(),
             Self::Render { source, .. } => source.class(),
+            Self::Extract(e) => e.source.class(),
             Self::HistoryStartNotFound { .. } => ErrorClass::NotFound,
             Self::MalformedResponse { .. } => ErrorClass::Internal,
             Self::Deadline(_) => ErrorClass::DeadlineExceeded,
@@ -132,6 +153,7 @@ impl MountError {
             Self::Auth(e) => e.code(),
             Self::KeyVault(e) => e.code(),
             Self::Render { source, .. } => source.code(),
+            Self::Extract(e) => e.source.code(),
             Self::HistoryStartNotFound { .. } => "history_start_not_found",
             Self::MalformedResponse { .. } => "keyvault_malformed",
             Self::Deadline(_) => "mount_deadline",
@@ -262,7 +284,6 @@ impl Provider {
             p.cloud_env_file_name.as_deref().map(std::path::Path::new),
             self.process_cloud_file.clone(),
         )?;
-        let vault_url = cloud.vault_url(&p.keyvault_name);
         let target = TokenTarget {
             authority_host: cloud.authority_host.clone(),
             tenant_id: p.tenant_id.clone(),
@@ -288,9 +309,14 @@ impl Provider {
             construct_pem_chain: self.options.construct_pem_chain,
             write_cert_and_key_in_separate_files: split,
         };
+        // Every vault of the cloud shares one Key Vault resource, so one token serves them all.
+        let vault_urls: Vec<String> = p
+            .objects
+            .iter()
+            .map(|spec| cloud.vault_url(p.vault_of(spec)))
+            .collect();
         let ctx = fetch::FetchContext {
             keyvault: &self.keyvault,
-            vault_url: &vault_url,
             token: &authorized.token.token,
             scope: self
                 .keyvault
@@ -302,20 +328,25 @@ impl Provider {
         };
         // All objects at once (the reference fetches them one after another);
         // the first failure cancels the rest, and output keeps SPC order.
-        let per_object = futures::future::try_join_all(p.objects.iter().map(|spec| {
-            let ctx = &ctx;
-            async move {
-                let started = std::time::Instant::now();
-                let result = fetch::fetch_object(ctx, spec).await;
-                let code = match &result {
-                    Ok(_) => "",
-                    Err(e) => e.code(),
-                };
-                self.metrics
-                    .keyvault_request(spec.object_type.as_str(), code, started.elapsed());
-                result
-            }
-        }))
+        let per_object = futures::future::try_join_all(p.objects.iter().zip(&vault_urls).map(
+            |(spec, vault_url)| {
+                let ctx = &ctx;
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = fetch::fetch_object(ctx, spec, vault_url).await;
+                    let code = match &result {
+                        Ok(_) => "",
+                        Err(e) => e.code(),
+                    };
+                    self.metrics.keyvault_request(
+                        spec.object_type.as_str(),
+                        code,
+                        started.elapsed(),
+                    );
+                    result
+                }
+            },
+        ))
         .await?;
 
         let mut out = MountOutput::default();
@@ -324,7 +355,7 @@ impl Provider {
             for e in emitted {
                 owners.push(spec);
                 out.files.push(e.file);
-                out.object_versions.push(e.version);
+                out.object_versions.extend(e.version);
             }
         }
         files::check_paths(

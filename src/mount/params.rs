@@ -87,6 +87,41 @@ pub struct ObjectSpec {
     pub object_encoding: ObjectEncoding,
     /// File mode from `filePermission`; `None` uses the request's default.
     pub file_permission: Option<u32>,
+    /// The object's own `keyvaultName` (rust-azure extension); `None` uses the
+    /// SecretProviderClass's.
+    pub keyvault_name: Option<String>,
+    /// `jmesPath` entries (rust-azure extension, secrets only): one more file each.
+    pub jmes_path: Vec<JmesPathEntry>,
+}
+
+/// One `jmesPath` entry: a JMESPath expression evaluated against the secret's JSON value and
+/// the file its result is written to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JmesPathEntry {
+    /// The JMESPath expression (`path`), checked to compile.
+    pub path: String,
+    /// The output file (`objectAlias`), checked against the path rules.
+    pub object_alias: String,
+    /// `filePermission`; `None` uses the object's mode.
+    pub file_permission: Option<u32>,
+}
+
+impl JmesPathEntry {
+    /// An entry writing the result of `path` to `object_alias`.
+    pub fn new(path: impl Into<String>, object_alias: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            object_alias: object_alias.into(),
+            file_permission: None,
+        }
+    }
+
+    /// Sets the entry's `filePermission`.
+    #[must_use]
+    pub fn with_permission(mut self, mode: u32) -> Self {
+        self.file_permission = Some(mode);
+        self
+    }
 }
 
 impl ObjectSpec {
@@ -108,6 +143,8 @@ impl ObjectSpec {
             object_format: ObjectFormat::Pem,
             object_encoding: ObjectEncoding::Utf8,
             file_permission: None,
+            keyvault_name: None,
+            jmes_path: Vec::new(),
         }
     }
 
@@ -175,9 +212,29 @@ impl ObjectSpec {
         self
     }
 
+    /// Sets the object's own `keyvaultName`.
+    #[must_use]
+    pub fn with_keyvault(mut self, vault: impl Into<String>) -> Self {
+        self.keyvault_name = Some(vault.into());
+        self
+    }
+
+    /// Adds a `jmesPath` entry.
+    #[must_use]
+    pub fn with_jmes_path(mut self, entry: JmesPathEntry) -> Self {
+        self.jmes_path.push(entry);
+        self
+    }
+
     /// True when `objectVersionHistory` selects history mode (more than one version).
     pub fn is_history(&self) -> bool {
         self.object_version_history > 1
+    }
+
+    /// The vault the object is fetched from: its own `keyvaultName`, else `default`
+    /// (the SecretProviderClass's).
+    pub fn vault<'a>(&'a self, default: &'a str) -> &'a str {
+        self.keyvault_name.as_deref().unwrap_or(default)
     }
 }
 
@@ -226,8 +283,8 @@ pub enum IdentityMode {
 /// Typed parameters of one Mount.
 #[derive(Clone, Debug)]
 pub struct MountParams {
-    /// `keyvaultName`.
-    pub keyvault_name: String,
+    /// `keyvaultName`; `None` only when every object names its own vault.
+    pub keyvault_name: Option<String>,
     /// `tenantID`, else the legacy `tenantId`.
     pub tenant_id: String,
     /// Canonical cloud name (`AzurePublicCloud`, `AzureUSGovernmentCloud`, `AzureChinaCloud`,
@@ -247,6 +304,26 @@ pub struct MountParams {
     pub default_mode: u32,
     /// The objects, in SecretProviderClass order.
     pub objects: Vec<ObjectSpec>,
+}
+
+impl MountParams {
+    /// The vault `spec` is fetched from: the object's own `keyvaultName`, else the
+    /// SecretProviderClass's (parsing guarantees one of them is set).
+    pub fn vault_of<'a>(&'a self, spec: &'a ObjectSpec) -> &'a str {
+        spec.vault(self.keyvault_name.as_deref().unwrap_or_default())
+    }
+
+    /// Every vault of the Mount, in order of first use, without repetition.
+    pub fn vaults(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for spec in &self.objects {
+            let v = self.vault_of(spec);
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        out
+    }
 }
 
 /// `keyvaultName`.
@@ -303,7 +380,16 @@ pub const KNOWN_OBJECT_FIELDS: &[&str] = &[
     "objectFormat",
     "objectEncoding",
     "filePermission",
+    OBJECT_KEYVAULT_NAME,
+    JMES_PATH,
 ];
+
+/// The object field naming the object's own vault (rust-azure extension).
+pub const OBJECT_KEYVAULT_NAME: &str = "keyvaultName";
+/// The object field listing JSON extractions (rust-azure extension).
+pub const JMES_PATH: &str = "jmesPath";
+/// Keys of one `jmesPath` entry.
+pub const JMES_PATH_FIELDS: &[&str] = &["path", "objectAlias", "filePermission"];
 
 /// Cloud names accepted in `cloudName` (case-insensitively), as go-autorest v0.11.30 knows them.
 pub const CLOUD_NAMES: &[&str] = &[
@@ -466,9 +552,9 @@ pub enum ParamsError {
         "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy"
     )]
     MultipleModes,
-    /// `keyvaultName` is empty.
+    /// `keyvaultName` is empty and not every object names its own vault.
     #[error(
-        "keyvaultName is not provided: set spec.parameters.keyvaultName in the SecretProviderClass"
+        "keyvaultName is not provided: set spec.parameters.keyvaultName in the SecretProviderClass, or keyvaultName in every entry of spec.parameters.objects"
     )]
     KeyvaultNameMissing,
     /// `keyvaultName` fails the reference's name check (quirk #22: checked up front).
@@ -679,6 +765,72 @@ pub enum ObjectError {
         /// The value as given.
         value: String,
     },
+    /// The object's own `keyvaultName` fails the vault name check.
+    #[error(
+        "keyvaultName {name:?} is not valid: {problem}; set it to the vault's name, not its URL"
+    )]
+    InvalidVaultName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        problem: VaultNameProblem,
+    },
+    /// `jmesPath` on a key or certificate.
+    #[error(
+        "jmesPath is only supported for objectType: secret (keys and certificates are not JSON)"
+    )]
+    JmesPathNotSecret,
+    /// `jmesPath` together with `objectVersionHistory` above 1.
+    #[error(
+        "jmesPath cannot be combined with objectVersionHistory; mount the history with a second entry for the same object"
+    )]
+    JmesPathWithHistory,
+    /// A `jmesPath` entry without `path`.
+    #[error(
+        "jmesPath[{entry}].path is not set; set it to a JMESPath expression such as `password` or `db.users[0].name`"
+    )]
+    JmesPathPathMissing {
+        /// Position in `jmesPath`.
+        entry: usize,
+    },
+    /// A `jmesPath` entry whose `path` does not compile.
+    #[error("jmesPath[{entry}].path {path:?} is not a valid JMESPath expression: {source}")]
+    JmesPathPathInvalid {
+        /// Position in `jmesPath`.
+        entry: usize,
+        /// The expression as given.
+        path: String,
+        /// The parser's reason.
+        #[source]
+        source: crate::render::extract::ExpressionError,
+    },
+    /// A `jmesPath` entry without `objectAlias`.
+    #[error(
+        "jmesPath[{entry}].objectAlias is not set; every entry needs the name of the file it writes"
+    )]
+    JmesPathAliasMissing {
+        /// Position in `jmesPath`.
+        entry: usize,
+    },
+    /// A `jmesPath` entry's `objectAlias` breaks a file-name rule.
+    #[error("jmesPath[{entry}].objectAlias: {source}")]
+    JmesPathAlias {
+        /// Position in `jmesPath`.
+        entry: usize,
+        /// The rule it breaks.
+        #[source]
+        source: Box<ObjectError>,
+    },
+    /// A `jmesPath` entry's `filePermission` is not an octal mode in 0000–0777.
+    #[error(
+        "jmesPath[{entry}].filePermission {value:?} is not a valid octal file mode (0000–0777)"
+    )]
+    JmesPathFilePermission {
+        /// Position in `jmesPath`.
+        entry: usize,
+        /// The value as given.
+        value: String,
+    },
 }
 
 /// Why the selected identity mode cannot be configured.
@@ -790,15 +942,19 @@ fn parse_go_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn validate_vault_name(name: &str) -> Result<(), ParamsError> {
-    let problem = if !(3..=24).contains(&name.len()) {
+/// What is wrong with a vault name, if anything (the reference's check).
+fn vault_name_problem(name: &str) -> Option<VaultNameProblem> {
+    if !(3..=24).contains(&name.len()) {
         Some(VaultNameProblem::Length)
     } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         Some(VaultNameProblem::Charset)
     } else {
         None
-    };
-    match problem {
+    }
+}
+
+fn validate_vault_name(name: &str) -> Result<(), ParamsError> {
+    match vault_name_problem(name) {
         Some(problem) => Err(ParamsError::InvalidVaultName {
             name: name.to_owned(),
             problem,
@@ -878,11 +1034,29 @@ pub fn parse_params(
         return Err(ParamsError::MultipleModes);
     }
 
+    // Only emptiness is judged on the trimmed text: trimming the start of a YAML document would
+    // shift its first line against the others and can break or change the structure.
+    let objects_text = input.attributes.get(OBJECTS).unwrap_or("");
     let keyvault_name = get(KEYVAULT_NAME);
     if keyvault_name.is_empty() {
-        return Err(ParamsError::KeyvaultNameMissing);
+        // The class may leave out its vault when every object names one. The objects are parsed
+        // here only to see that (their warnings and errors come from the parse below); when an
+        // entry is invalid, the valid ones decide, so its own error is reported rather than this.
+        let every_object_names_a_vault = objects::parse_objects_all(objects_text, &mut Vec::new())
+            .is_ok_and(|(specs, errors)| {
+                specs.iter().all(|s| s.keyvault_name.is_some())
+                    && (!specs.is_empty()
+                        || errors.iter().any(|e| {
+                            matches!(e, ParamsError::Object { source, .. }
+                                if matches!(**source, ObjectError::InvalidVaultName { .. }))
+                        }))
+            });
+        if !every_object_names_a_vault {
+            return Err(ParamsError::KeyvaultNameMissing);
+        }
+    } else {
+        validate_vault_name(keyvault_name)?;
     }
-    validate_vault_name(keyvault_name)?;
 
     let legacy_tenant = get(TENANT_ID_LEGACY);
     if !legacy_tenant.is_empty() {
@@ -928,9 +1102,6 @@ pub fn parse_params(
         source,
     })?;
 
-    // Only emptiness is judged on the trimmed text: trimming the start of a YAML document would
-    // shift its first line against the others and can break or change the structure.
-    let objects_text = input.attributes.get(OBJECTS).unwrap_or("");
     if objects_text.trim().is_empty() {
         return Err(ParamsError::ObjectsMissing);
     }
@@ -938,7 +1109,7 @@ pub fn parse_params(
 
     Ok(ParsedParams {
         params: MountParams {
-            keyvault_name: keyvault_name.to_owned(),
+            keyvault_name: (!keyvault_name.is_empty()).then(|| keyvault_name.to_owned()),
             tenant_id: tenant_id.to_owned(),
             cloud_name: cloud_name.to_owned(),
             cloud_env_file_name,
@@ -1083,7 +1254,7 @@ mod tests {
     fn valid_minimal_params() {
         let p = ok(&[(POD_UID_KEY, "uid-1")]);
         let m = &p.params;
-        assert_eq!(m.keyvault_name, "kv-name");
+        assert_eq!(m.keyvault_name.as_deref(), Some("kv-name"));
         assert_eq!(m.tenant_id, "tenant-1");
         assert_eq!(m.cloud_name, "AzurePublicCloud");
         assert_eq!(m.cloud_env_file_name, None);
@@ -1215,7 +1386,7 @@ mod tests {
     fn keyvault_name_rules() {
         assert_eq!(
             err(&[(KEYVAULT_NAME, " ")]).to_string(),
-            "keyvaultName is not provided: set spec.parameters.keyvaultName in the SecretProviderClass"
+            "keyvaultName is not provided: set spec.parameters.keyvaultName in the SecretProviderClass, or keyvaultName in every entry of spec.parameters.objects"
         );
         for (name, problem) in [
             ("ab", "must be between 3 and 24 chars"),
@@ -1240,8 +1411,8 @@ mod tests {
         // No other Key Vault naming rule is enforced.
         for name in ["abc", "1kv", "a--b-", "A23456789012345678901234", " kv1 "] {
             assert_eq!(
-                ok(&[(KEYVAULT_NAME, name)]).params.keyvault_name,
-                name.trim()
+                ok(&[(KEYVAULT_NAME, name)]).params.keyvault_name.as_deref(),
+                Some(name.trim())
             );
         }
     }
@@ -2245,6 +2416,242 @@ mod tests {
         assert_eq!(canonical_cloud_name(""), None);
     }
 
+    /// `objects` with one `- |` block per entry.
+    fn array(entries: &[&str]) -> String {
+        let mut out = String::from("array:\n");
+        for e in entries {
+            out.push_str("  - |\n");
+            for line in e.lines() {
+                out.push_str("    ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn jmes_path_entries_parse() {
+        let yaml = array(&[
+            "objectName: db\nobjectType: secret\njmesPath:\n  - path: username\n    objectAlias: db-user\n  - path: \"hosts[0]\"\n    objectAlias: conf/host\n    filePermission: \"0600\"\n  - path: port\n    objectAlias: port\n    filePermission: 0640",
+        ]);
+        let p = objects(&yaml).unwrap();
+        let o = &p.params.objects[0];
+        assert_eq!(
+            o.jmes_path,
+            vec![
+                JmesPathEntry::new("username", "db-user"),
+                JmesPathEntry::new("hosts[0]", "conf/host").with_permission(0o600),
+                JmesPathEntry::new("port", "port").with_permission(0o640),
+            ]
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        // Null and an empty list mean no entries.
+        for v in ["", "~", "[]"] {
+            let yaml = array(&[&format!(
+                "objectName: db\nobjectType: secret\njmesPath: {v}"
+            )]);
+            assert!(
+                objects(&yaml).unwrap().params.objects[0]
+                    .jmes_path
+                    .is_empty()
+            );
+        }
+        // Flow style works like block style.
+        let yaml = array(&[
+            "objectName: db\nobjectType: secret\njmesPath: [{path: a.b, objectAlias: ab}]",
+        ]);
+        assert_eq!(
+            objects(&yaml).unwrap().params.objects[0].jmes_path,
+            vec![JmesPathEntry::new("a.b", "ab")]
+        );
+    }
+
+    #[test]
+    fn jmes_path_errors_are_invalid_argument_before_any_network_call() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "objectName: k\nobjectType: key\njmesPath:\n  - path: a\n    objectAlias: a",
+                "jmesPath is only supported for objectType: secret",
+            ),
+            (
+                "objectName: c\nobjectType: cert\njmesPath: []",
+                "jmesPath is only supported for objectType: secret",
+            ),
+            (
+                "objectName: s\nobjectType: secret\nobjectVersionHistory: 2\njmesPath:\n  - path: a\n    objectAlias: a",
+                "jmesPath cannot be combined with objectVersionHistory",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - objectAlias: a",
+                "jmesPath[0].path is not set",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: ok\n    objectAlias: ok\n  - path: \"a[\"\n    objectAlias: b",
+                "jmesPath[1].path \"a[\" is not a valid JMESPath expression",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a",
+                "jmesPath[0].objectAlias is not set; every entry needs the name of the file it writes",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: ~",
+                "jmesPath[0].objectAlias is not set",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: [x, y]",
+                "expected jmesPath objectAlias as a single string value",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: {a: b}\n    objectAlias: x",
+                "expected jmesPath path as a single string value",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: /etc/x",
+                "jmesPath[0].objectAlias: file name must be a relative path",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: a/../b",
+                "jmesPath[0].objectAlias: file name must not contain '..'",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: a//b",
+                "jmesPath[0].objectAlias: file name \"a//b\" cannot be written by the driver",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: a\n    filePermission: \"0999\"",
+                "jmesPath[0].filePermission \"0999\" is not a valid octal file mode",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath: password",
+                "found a single value; jmesPath must be a list of entries",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  path: a\n  objectAlias: b",
+                "found a mapping; jmesPath must be a list of entries",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - password",
+                "a jmesPath entry is a single value",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectalias: b",
+                "unknown parameter \"jmesPath[0].objectalias\"; did you mean \"objectAlias\"?",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmesPath: []\njmesPath: []",
+                "mapping key \"jmesPath\" is defined more than once",
+            ),
+            (
+                "objectName: s\nobjectType: secret\njmespath: []",
+                "unknown parameter \"jmespath\"; did you mean \"jmesPath\"?",
+            ),
+        ];
+        for (entry, fragment) in cases {
+            let e = objects(&array(&[entry])).unwrap_err();
+            assert!(e.to_string().contains(fragment), "{entry}\n=> {e}");
+            assert_eq!(e.class(), ErrorClass::InvalidArgument, "{e}");
+            assert_eq!(e.code(), "objects_invalid", "{e}");
+        }
+        // Unknown keys of an entry are warnings, like unknown object fields.
+        let yaml = array(&[
+            "objectName: s\nobjectType: secret\njmesPath:\n  - path: a\n    objectAlias: b\n    note: x",
+        ]);
+        let p = objects(&yaml).unwrap();
+        assert_eq!(p.warnings.len(), 1);
+        assert_eq!(p.warnings[0].key, "jmesPath[0].note");
+        assert_eq!(p.warnings[0].object_index, Some(0));
+    }
+
+    #[test]
+    fn per_object_vaults() {
+        let two = array(&[
+            "objectName: a\nobjectType: secret\nkeyvaultName: kv-one",
+            "objectName: a\nobjectType: secret\nkeyvaultName: kv-two",
+        ]);
+        // The class-level name may go when every object names its own vault.
+        let p = ok(&[(KEYVAULT_NAME, ""), (OBJECTS, &two)]).params;
+        assert_eq!(p.keyvault_name, None);
+        assert_eq!(p.objects[0].keyvault_name.as_deref(), Some("kv-one"));
+        assert_eq!(p.vaults(), ["kv-one", "kv-two"]);
+        assert_eq!(p.vault_of(&p.objects[1]), "kv-two");
+
+        // Mixed: the class-level name is the default.
+        let mixed = array(&[
+            "objectName: a\nobjectType: secret",
+            "objectName: b\nobjectType: secret\nkeyvaultName: kv-two",
+        ]);
+        let p = ok(&[(OBJECTS, &mixed)]).params;
+        assert_eq!(p.vault_of(&p.objects[0]), "kv-name");
+        assert_eq!(p.vault_of(&p.objects[1]), "kv-two");
+        assert_eq!(p.vaults(), ["kv-name", "kv-two"]);
+
+        // Neither: the message names both places, and comes where the reference reports a
+        // missing keyvaultName (before the tenant).
+        for params in [
+            vec![(KEYVAULT_NAME, ""), (OBJECTS, mixed.as_str())],
+            vec![(KEYVAULT_NAME, ""), (OBJECTS, ONE_SECRET), (TENANT_ID, "")],
+            vec![(KEYVAULT_NAME, ""), (OBJECTS, "")],
+            vec![(KEYVAULT_NAME, ""), (OBJECTS, "not: [valid")],
+        ] {
+            let e = err(&params);
+            assert!(matches!(e, ParamsError::KeyvaultNameMissing), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("spec.parameters.keyvaultName"), "{text}");
+            assert!(
+                text.contains("keyvaultName in every entry of spec.parameters.objects"),
+                "{text}"
+            );
+        }
+        // Every valid entry names a vault: an invalid entry reports its own error.
+        let broken = array(&[
+            "objectName: a\nobjectType: secret\nkeyvaultName: kv-one",
+            "objectName: b\nobjectType: Secret\nkeyvaultName: kv-one",
+        ]);
+        let e = err(&[(KEYVAULT_NAME, ""), (OBJECTS, &broken)]);
+        assert!(
+            e.to_string().contains("object types are case-sensitive"),
+            "{e}"
+        );
+
+        // An object's vault obeys the vault name rules, also when it is the only vault named.
+        let e = err(&[
+            (KEYVAULT_NAME, ""),
+            (
+                OBJECTS,
+                &array(&["objectName: a\nobjectType: secret\nkeyvaultName: a.b"]),
+            ),
+        ]);
+        assert!(
+            e.to_string().contains("keyvaultName \"a.b\" is not valid"),
+            "{e}"
+        );
+        for (name, problem) in [
+            ("ab", "must be between 3 and 24 chars"),
+            ("kv.vault.azure.net", "must match [-a-zA-Z0-9]{3,24}"),
+            ("https://kv", "must match [-a-zA-Z0-9]{3,24}"),
+        ] {
+            let yaml = array(&[&format!(
+                "objectName: a\nobjectType: secret\nkeyvaultName: \"{name}\""
+            )]);
+            let e = objects(&yaml).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "failed to get objectType:secret, objectName:a, objectVersion:: keyvaultName \"{name}\" is not valid: {problem}; set it to the vault's name, not its URL"
+                )
+            );
+            assert_eq!(e.class(), ErrorClass::InvalidArgument);
+        }
+        let yaml = array(&["objectName: a\nobjectType: secret\nKeyvaultName: kv-one"]);
+        assert!(
+            objects(&yaml)
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean \"keyvaultName\"")
+        );
+    }
+
     fn fragments(
         parts: &'static [&'static str],
     ) -> impl proptest::strategy::Strategy<Value = String> {
@@ -2268,6 +2675,29 @@ mod tests {
                     let text = e.to_string();
                     proptest::prop_assert!(!text.contains("hunter2"), "{}", text);
                     proptest::prop_assert_eq!(e.class(), ErrorClass::FailedPrecondition);
+                }
+            }
+        }
+
+        #[test]
+        fn jmes_path_parser_is_total_and_outputs_valid_entries(yaml in fragments(&[
+            "array:", "\n", "  - |", "\n    ", "objectName: s", "objectType: secret", "objectType: key",
+            "jmesPath:", "\n      - ", "\n        ", "path: ", "objectAlias: ", "filePermission: ",
+            "a.b", "a[", "[0]", "'x'", "`1`", "..", "/", "a/b", "0600", "999", "keyvaultName: ",
+            "kv-1", "k.v", "~", "[", "]", "{", "}", ":", " ", "-", "\"",
+        ])) {
+            if let Ok(p) = objects(&yaml) {
+                for o in &p.params.objects {
+                    proptest::prop_assert!(o.jmes_path.is_empty() || o.object_type == ObjectType::Secret);
+                    for e in &o.jmes_path {
+                        proptest::prop_assert!(crate::mount::files::validate_path(&e.object_alias).is_ok());
+                        proptest::prop_assert!(!e.object_alias.contains(".."));
+                        proptest::prop_assert!(crate::render::extract::check_expression(&e.path).is_ok());
+                        proptest::prop_assert!(e.file_permission.is_none_or(|m| m <= 0o777));
+                    }
+                    if let Some(v) = &o.keyvault_name {
+                        proptest::prop_assert!(vault_name_problem(v).is_none());
+                    }
                 }
             }
         }

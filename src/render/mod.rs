@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or knows the Key Vault client: callers pass the
 //! fields of the Key Vault response (azure-behaviour.md §8).
 
+pub mod extract;
 mod jwk;
 mod pem;
 mod pkcs12;

@@ -105,6 +105,12 @@ impl FakeIdentity {
         me
     }
 
+    /// Also answers as Entra ID's token endpoint on `host` (e.g. the AKS token proxy of identity
+    /// binding, which relays token requests to Entra ID); requests count as [`Source::Entra`].
+    pub fn serve_entra_at(&self, fake: &FakeAzure, host: &str) {
+        self.add_authority(fake, host, CLOUD_AUTHORITIES[0].1);
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut self.state.lock().expect("identity lock"))
     }

@@ -34,6 +34,7 @@ done
 grep -q '^METRICS_ADDR=' "$STANDIN_LOG" || { cat "$STANDIN_LOG" >&2; die "the quickstart stand-in did not start within 60s"; }
 grep -q '^SECRET=hVFkk965BuUv$' "$STANDIN_LOG" || { cat "$STANDIN_LOG" >&2; die "the quickstart did not print SECRET=hVFkk965BuUv"; }
 grep -q 'certificate-backed secret ingress-cert' "$STANDIN_LOG" || { cat "$STANDIN_LOG" >&2; die "the stand-in vault does not hold ingress-cert (the certificate scenario)"; }
+grep -q 'JSON secret db-config' "$STANDIN_LOG" || { cat "$STANDIN_LOG" >&2; die "the stand-in vault does not hold db-config (the jmesPath scenario)"; }
 RUST_AZURE_PROVIDER_OUTBOUND_PROXY=$(sed -n 's/^HTTPS_PROXY=//p' "$STANDIN_LOG")
 RUST_AZURE_PROVIDER_CA_BUNDLE=$(sed -n 's/^CA_BUNDLE=//p' "$STANDIN_LOG")
 export RUST_AZURE_PROVIDER_OUTBOUND_PROXY RUST_AZURE_PROVIDER_CA_BUNDLE

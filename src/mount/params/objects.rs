@@ -13,10 +13,12 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 
 use super::unknown_keys::{KeyCheck, check_key};
 use super::{
-    DecodeProblem, KNOWN_OBJECT_FIELDS, ObjectEncoding, ObjectError, ObjectFormat, ObjectSpec,
-    ObjectType, ParamWarning, ParamsError, WarningKind,
+    DecodeProblem, JMES_PATH, JMES_PATH_FIELDS, JmesPathEntry, KNOWN_OBJECT_FIELDS,
+    OBJECT_KEYVAULT_NAME, ObjectEncoding, ObjectError, ObjectFormat, ObjectSpec, ObjectType,
+    ParamWarning, ParamsError, WarningKind, vault_name_problem,
 };
 use crate::mount::files::validate_path;
+use crate::render::extract::check_expression;
 
 /// Largest `objectVersionHistory` the reference can decode (Go `int32`).
 const MAX_VERSION_HISTORY: i64 = i32::MAX as i64;
@@ -100,6 +102,25 @@ fn parse_entry(
             }),
         }
     }
+    for (entry, fields) in raw.jmes_path.iter().flatten().enumerate() {
+        for (key, _) in fields {
+            match check_key(key, JMES_PATH_FIELDS, |_| false) {
+                KeyCheck::Known => {}
+                KeyCheck::CaseVariant(known) => {
+                    return Err(decode_err(DecodeProblem::KeyCase {
+                        key: format!("{JMES_PATH}[{entry}].{key}"),
+                        known,
+                    }));
+                }
+                KeyCheck::Unknown(suggestion) => warnings.push(ParamWarning {
+                    key: format!("{JMES_PATH}[{entry}].{key}"),
+                    suggestion: suggestion.map(str::to_owned),
+                    object_index: Some(index),
+                    kind: WarningKind::UnknownKey,
+                }),
+            }
+        }
+    }
     let history = parse_history(raw.field(OBJECT_VERSION_HISTORY)).map_err(decode_err)?;
     validate_object(index, &raw, history)
 }
@@ -158,6 +179,32 @@ fn validate_object(index: usize, raw: &RawObject, history: u32) -> Result<Object
 
     let file_permission = parse_file_permission(name, raw.field(FILE_PERMISSION)).map_err(wrap)?;
 
+    let vault = raw.field(OBJECT_KEYVAULT_NAME);
+    let keyvault_name = if vault.is_empty() {
+        None
+    } else if let Some(problem) = vault_name_problem(vault) {
+        return Err(wrap(ObjectError::InvalidVaultName {
+            name: vault.to_owned(),
+            problem,
+        }));
+    } else {
+        Some(vault.to_owned())
+    };
+
+    let jmes_path = match &raw.jmes_path {
+        None => Vec::new(),
+        Some(_) if object_type != ObjectType::Secret => {
+            return Err(wrap(ObjectError::JmesPathNotSecret));
+        }
+        Some(_) if history > 1 => return Err(wrap(ObjectError::JmesPathWithHistory)),
+        Some(entries) => entries
+            .iter()
+            .enumerate()
+            .map(|(entry, fields)| parse_jmes_entry(entry, fields))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(wrap)?,
+    };
+
     // Quirk #14: `latest` means latest in single-version mode too. Key Vault version ids are hex,
     // so no real version is lost by matching `latest` in any letter case.
     let object_version = (!version_text.is_empty() && !version_text.eq_ignore_ascii_case("latest"))
@@ -172,6 +219,50 @@ fn validate_object(index: usize, raw: &RawObject, history: u32) -> Result<Object
         object_version_history: history,
         object_format,
         object_encoding,
+        file_permission,
+        keyvault_name,
+        jmes_path,
+    })
+}
+
+/// One `jmesPath` entry: `path` compiles, `objectAlias` obeys the file-name rules,
+/// `filePermission` is an octal mode.
+fn parse_jmes_entry(
+    entry: usize,
+    fields: &[(String, String)],
+) -> Result<JmesPathEntry, ObjectError> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let path = field("path");
+    if path.is_empty() {
+        return Err(ObjectError::JmesPathPathMissing { entry });
+    }
+    check_expression(path).map_err(|source| ObjectError::JmesPathPathInvalid {
+        entry,
+        path: path.to_owned(),
+        source,
+    })?;
+    let alias = field(OBJECT_ALIAS);
+    if alias.is_empty() {
+        return Err(ObjectError::JmesPathAliasMissing { entry });
+    }
+    validate_file_name(alias).map_err(|source| ObjectError::JmesPathAlias {
+        entry,
+        source: Box::new(source),
+    })?;
+    let permission = field(FILE_PERMISSION);
+    let file_permission =
+        parse_mode(permission).ok_or_else(|| ObjectError::JmesPathFilePermission {
+            entry,
+            value: permission.to_owned(),
+        })?;
+    Ok(JmesPathEntry {
+        path: path.to_owned(),
+        object_alias: alias.to_owned(),
         file_permission,
     })
 }
@@ -246,21 +337,22 @@ fn validate_file_name(file_name: &str) -> Result<(), ObjectError> {
 
 /// Quirk #2: the reference discards the parse error and writes mode 0000; we reject instead.
 fn parse_file_permission(name: &str, text: &str) -> Result<Option<u32>, ObjectError> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || ObjectError::FilePermission {
+    parse_mode(text).ok_or_else(|| ObjectError::FilePermission {
         object_name: name.to_owned(),
         value: text.to_owned(),
-    };
+    })
+}
+
+/// An octal mode in 0000–0777: `Some(None)` when empty, `None` when invalid.
+fn parse_mode(text: &str) -> Option<Option<u32>> {
+    if text.is_empty() {
+        return Some(None);
+    }
     if !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(invalid());
+        return None;
     }
-    let mode = u32::from_str_radix(text, 8).map_err(|_| invalid())?;
-    if mode > 0o777 {
-        return Err(invalid());
-    }
-    Ok(Some(mode))
+    let mode = u32::from_str_radix(text, 8).ok()?;
+    (mode <= 0o777).then_some(Some(mode))
 }
 
 const OBJECT_NAME: &str = "objectName";
@@ -495,6 +587,8 @@ impl<'de> Visitor<'de> for TextVisitor {
 #[derive(Default)]
 struct RawObject {
     fields: Vec<(&'static str, String)>,
+    /// `jmesPath`: each entry's keys and trimmed values; `None` when absent or null.
+    jmes_path: Option<Vec<Vec<(String, String)>>>,
     unknown: Vec<String>,
 }
 
@@ -528,7 +622,18 @@ impl<'de> Visitor<'de> for RawObjectVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject, A::Error> {
         let mut raw = RawObject::default();
+        let mut seen_jmes_path = false;
         while let Some(Text(key)) = map.next_key()? {
+            if key == JMES_PATH {
+                if seen_jmes_path {
+                    return Err(de::Error::custom(format_args!(
+                        "mapping key {JMES_PATH:?} is defined more than once"
+                    )));
+                }
+                seen_jmes_path = true;
+                raw.jmes_path = map.next_value::<JmesPathList>()?.0;
+                continue;
+            }
             match KNOWN_OBJECT_FIELDS.iter().find(|k| **k == key) {
                 Some(known) => {
                     // yaml.v3 rejects duplicate keys too ("mapping key ... already defined").
@@ -584,5 +689,179 @@ impl<'de> Visitor<'de> for RawObjectVisitor {
 
     fn visit_f64<E: de::Error>(self, _v: f64) -> Result<RawObject, E> {
         self.visit_str("")
+    }
+}
+
+const JMES_PATH_SHAPE: &str = "jmesPath must be a list of entries, each a mapping such as `- path: password` with `objectAlias: db-password`";
+
+/// The value of `jmesPath`: a list of mappings of scalars; null counts as absent.
+struct JmesPathList(Option<Vec<Vec<(String, String)>>>);
+
+impl<'de> Deserialize<'de> for JmesPathList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JmesPathListVisitor)
+    }
+}
+
+struct JmesPathListVisitor;
+
+impl<'de> Visitor<'de> for JmesPathListVisitor {
+    type Value = JmesPathList;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(JMES_PATH_SHAPE)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JmesPathList, A::Error> {
+        let mut out = Vec::new();
+        while let Some(JmesPathEntryFields(fields)) = seq.next_element()? {
+            out.push(fields);
+        }
+        Ok(JmesPathList(Some(out)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<JmesPathList, E> {
+        Ok(JmesPathList(None))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<JmesPathList, E> {
+        Ok(JmesPathList(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<JmesPathList, A::Error> {
+        Err(de::Error::custom(format_args!(
+            "found a mapping; {JMES_PATH_SHAPE} (start each entry with `- `)"
+        )))
+    }
+
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<JmesPathList, E> {
+        Err(E::custom(format_args!(
+            "found a single value; {JMES_PATH_SHAPE}"
+        )))
+    }
+
+    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<JmesPathList, E> {
+        self.visit_str("")
+    }
+
+    fn visit_i64<E: de::Error>(self, _v: i64) -> Result<JmesPathList, E> {
+        self.visit_str("")
+    }
+
+    fn visit_u64<E: de::Error>(self, _v: u64) -> Result<JmesPathList, E> {
+        self.visit_str("")
+    }
+
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<JmesPathList, E> {
+        self.visit_str("")
+    }
+}
+
+/// One `jmesPath` entry: keys with their trimmed literal text (null is empty).
+struct JmesPathEntryFields(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for JmesPathEntryFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JmesPathEntryVisitor)
+    }
+}
+
+struct JmesPathEntryVisitor;
+
+impl<'de> Visitor<'de> for JmesPathEntryVisitor {
+    type Value = JmesPathEntryFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(JMES_PATH_SHAPE)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JmesPathEntryFields, A::Error> {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        while let Some(Text(key)) = map.next_key()? {
+            if fields.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format_args!(
+                    "jmesPath entry: mapping key {key:?} is defined more than once"
+                )));
+            }
+            let value = match JMES_PATH_FIELDS.iter().find(|k| **k == key) {
+                Some(&known) => map.next_value_seed(EntryFieldSeed(known))?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                    None
+                }
+            };
+            fields.push((key, value.unwrap_or_default().trim().to_owned()));
+        }
+        Ok(JmesPathEntryFields(fields))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<JmesPathEntryFields, A::Error> {
+        Err(de::Error::custom(format_args!(
+            "a jmesPath entry is a list; {JMES_PATH_SHAPE}"
+        )))
+    }
+
+    fn visit_str<E: de::Error>(self, _v: &str) -> Result<JmesPathEntryFields, E> {
+        Err(E::custom(format_args!(
+            "a jmesPath entry is a single value; {JMES_PATH_SHAPE}"
+        )))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<JmesPathEntryFields, E> {
+        self.visit_str("")
+    }
+
+    fn visit_bool<E: de::Error>(self, _v: bool) -> Result<JmesPathEntryFields, E> {
+        self.visit_str("")
+    }
+
+    fn visit_i64<E: de::Error>(self, _v: i64) -> Result<JmesPathEntryFields, E> {
+        self.visit_str("")
+    }
+
+    fn visit_u64<E: de::Error>(self, _v: u64) -> Result<JmesPathEntryFields, E> {
+        self.visit_str("")
+    }
+
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<JmesPathEntryFields, E> {
+        self.visit_str("")
+    }
+}
+
+/// A `jmesPath` entry field: its literal text, or `None` for null; a list or mapping fails with
+/// a message naming the field.
+struct EntryFieldSeed(&'static str);
+
+impl<'de> de::DeserializeSeed<'de> for EntryFieldSeed {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_option(EntryFieldVisitor(self.0))
+    }
+}
+
+struct EntryFieldVisitor(&'static str);
+
+impl<'de> Visitor<'de> for EntryFieldVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "jmesPath {} as a single string value", self.0)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(self)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(Some(v.to_owned()))
     }
 }
