@@ -238,11 +238,14 @@ async fn keyvault_429_longer_than_the_deadline() {
 #[tokio::test]
 async fn keyvault_5xx_then_success() {
     let env = env().await;
+    // Two failures, not three: full-jitter waits before retries 1 and 2 are at most 0.8 s and
+    // 1.6 s, always inside the 5 s budget; a third (up to 3.2 s) made the outcome a coin toss
+    // (the client rightly gives up when the next wait cannot fit). 503 storms are below.
     env.fake.keyvault.push_faults(
         Some("/secrets/s"),
-        vec![server_error(500), server_error(503), server_error(502)],
+        vec![server_error(500), server_error(502)],
     );
-    expect_ok(&env, "kv 500,503,502 then 200", &sp()).await;
+    expect_ok(&env, "kv 500,502 then 200", &sp()).await;
     env.server.stop().await;
 }
 
