@@ -194,9 +194,26 @@ async fn run(args: &MountArgs) -> Result<ExitCode, Failure> {
             contents: &f.contents,
         });
     }
-    write_atomically(&args.out, &files)
-        .map_err(|e| format!("cannot write files into {}: {e}", args.out.display()))?;
-    for f in &response.files {
+    write_and_report(
+        &args.out,
+        &files,
+        response
+            .object_version
+            .iter()
+            .map(|v| (v.id.as_str(), v.version.as_str())),
+    )
+}
+
+/// Writes `files` atomically into `out` as the driver does, then prints each file and each
+/// object version (the same output for the socket and the in-process Mount).
+fn write_and_report<'a>(
+    out: &std::path::Path,
+    files: &[PayloadFile<'_>],
+    versions: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<ExitCode, Failure> {
+    write_atomically(out, files)
+        .map_err(|e| format!("cannot write files into {}: {e}", out.display()))?;
+    for f in files {
         println!(
             "file {} mode {:04o} {} bytes",
             f.path,
@@ -204,8 +221,8 @@ async fn run(args: &MountArgs) -> Result<ExitCode, Failure> {
             f.contents.len()
         );
     }
-    for v in &response.object_version {
-        println!("version {} {}", v.id, v.version);
+    for (id, version) in versions {
+        println!("version {id} {version}");
     }
     Ok(ExitCode::SUCCESS)
 }

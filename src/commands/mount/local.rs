@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{Failure, select_spc};
+use super::{Failure, select_spc, write_and_report};
 use crate::auth::developer::{DeveloperCredential, DeveloperTool};
 use crate::auth::{TokenProvider, TokenProviderOptions};
 use crate::config::{MountArgs, MountCredential};
@@ -20,7 +20,7 @@ use crate::mount::params::{
 };
 use crate::mount::{MountInput, MountOptions, Provider, ProviderParts};
 use crate::spc::{self, PodInfo};
-use crate::writer::{PayloadFile, write_atomically};
+use crate::writer::PayloadFile;
 
 /// Parameters that choose or configure an identity mode; the developer credential replaces them.
 const IDENTITY_PARAMETERS: [&str; 5] = [
@@ -158,18 +158,12 @@ pub(super) async fn run(
             contents: f.contents.expose(),
         })
         .collect();
-    write_atomically(&args.out, &files)
-        .map_err(|e| format!("cannot write files into {}: {e}", args.out.display()))?;
-    for f in &output.files {
-        println!(
-            "file {} mode {:04o} {} bytes",
-            f.path,
-            f.mode,
-            f.contents.len()
-        );
-    }
-    for v in &output.object_versions {
-        println!("version {} {}", v.id, v.version);
-    }
-    Ok(ExitCode::SUCCESS)
+    write_and_report(
+        &args.out,
+        &files,
+        output
+            .object_versions
+            .iter()
+            .map(|v| (v.id.as_str(), v.version.as_str())),
+    )
 }
