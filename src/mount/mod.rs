@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::auth::{AuthError, PodRef, TokenProvider, TokenRequest, TokenTarget};
+use crate::auth::{AuthError, PodRef, Principal, TokenProvider, TokenRequest, TokenTarget};
 use crate::cloud::{self, CloudError};
 use crate::error::ErrorClass;
 use crate::keyvault::{KeyVaultClient, KeyVaultError};
@@ -289,21 +289,23 @@ impl Provider {
             tenant_id: p.tenant_id.clone(),
             resource: cloud.keyvault_resource.clone(),
         };
-        let authorized = self
-            .tokens
-            .authorize(
-                &TokenRequest {
-                    identity: &p.identity,
-                    target: &target,
-                    pod: PodRef {
-                        namespace: &p.pod_namespace,
-                        name: &p.pod_name,
-                        uid: &p.pod_uid,
-                    },
-                },
-                deadline,
-            )
-            .await?;
+        let token_request = TokenRequest {
+            identity: &p.identity,
+            target: &target,
+            pod: PodRef {
+                namespace: &p.pod_namespace,
+                name: &p.pod_name,
+                uid: &p.pod_uid,
+            },
+        };
+        // The principal only matters to the object cache: with the cache off, no digest of it
+        // is computed on the Mount path.
+        let (token, principal) = if self.keyvault.object_cache().is_some() {
+            let authorized = self.tokens.authorize(&token_request, deadline).await?;
+            (authorized.token, Some(authorized.principal))
+        } else {
+            (self.tokens.token(&token_request, deadline).await?, None)
+        };
 
         let render = RenderOptions {
             construct_pem_chain: self.options.construct_pem_chain,
@@ -317,11 +319,8 @@ impl Provider {
             .collect();
         let ctx = fetch::FetchContext {
             keyvault: &self.keyvault,
-            token: &authorized.token.token,
-            scope: self
-                .keyvault
-                .object_cache()
-                .map(|_| authorized.principal.as_bytes()),
+            token: &token.token,
+            scope: principal.as_ref().map(Principal::as_bytes),
             deadline,
             render: &render,
             default_mode: p.default_mode,
